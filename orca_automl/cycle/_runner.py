@@ -1,0 +1,131 @@
+"""One align-then-refine run: build, align, refine, measure. The search calls this per trial."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from orca_automl.config import OrcaConfig
+from orca_automl.cycle._align import AlignOutcome, align
+from orca_automl.cycle._callback import CycleCallback
+from orca_automl.cycle._model import OrcaModel, build_model
+from orca_automl.cycle._refine import Evaluation, evaluate_split, refine
+from orca_automl.tasks import Task
+
+
+@dataclass
+class CycleResult:
+    """What one run produced.
+
+    val_score is what the search maximises (the metric, negated when lower is better);
+    cost is the model's inference cost in GFLOPs per sample (deterministic, unlike latency);
+    device_seconds is the run's measured compute time (wall time on its device);
+    stopped is None, "align" (stopped by the callback after alignment) or "refine".
+    """
+
+    val_score: float
+    val_metric: float
+    metric_name: str
+    val_loss: float
+    align_curve: list[float]
+    initial_align_loss: float | None
+    final_align_loss: float | None
+    device_seconds: float
+    cost: float
+    stopped: str | None
+    model: OrcaModel
+    schedule: str
+    refine_steps: int = 0
+    selected_step: int = 0
+    selection: str = ""
+    val_history: list[tuple[int, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def inference_gflops(model: nn.Module, sample: np.ndarray, device: torch.device) -> float:
+    """Forward FLOPs for one sample, counted by torch's FlopCounterMode (GFLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(torch.from_numpy(sample[None]).to(device))
+    model.train(was_training)
+    return counter.get_total_flops() / 1e9
+
+
+def run_cycle(
+    task: Task,
+    config: OrcaConfig,
+    *,
+    schedule: str = "full",
+    callback: CycleCallback | None = None,
+    device: str | torch.device | None = None,
+) -> CycleResult:
+    """Align then refine `task` with `config` under the "short" or "full" schedule."""
+    callback = callback or CycleCallback()
+    dev = pick_device(device)
+    cfg = config.schedule(schedule)
+    start = time.perf_counter()
+    seed_everything(cfg.seed)
+    model = build_model(task, cfg.model, cfg.seed).to(dev)
+    outcome = align(model, task, cfg.align, cfg.seed, dev, callback)
+    notes = list(model.backbone.notes())
+    cost = inference_gflops(model, task.train.X[0], dev)
+
+    if not callback.on_align_end(outcome.curve):
+        ev = Evaluation("", float("nan"), float("nan"), float("nan"))
+        return _result(ev, outcome, start, cost, "align", model, schedule, notes)
+    ref = refine(model, task, cfg.refine, cfg.seed, dev, callback)
+    ev = evaluate_split(model, task, task.val, dev)
+    result = _result(ev, outcome, start, cost, "refine" if ref.stopped else None, model, schedule, notes)
+    result.refine_steps, result.selected_step, result.selection = ref.steps_run, ref.selected_step, ref.selection
+    result.val_history = [(s, e.score) for s, e in ref.evaluations]
+    return result
+
+
+def _result(
+    ev: Evaluation, outcome: AlignOutcome, start: float, cost: float, stopped: str | None,
+    model: OrcaModel, schedule: str, notes: list[str],
+) -> CycleResult:
+    return CycleResult(
+        val_score=ev.score,
+        val_metric=ev.value,
+        metric_name=ev.metric,
+        val_loss=ev.loss,
+        align_curve=outcome.curve,
+        initial_align_loss=outcome.initial,
+        final_align_loss=outcome.final,
+        device_seconds=time.perf_counter() - start,
+        cost=cost,
+        stopped=stopped,
+        model=model,
+        schedule=schedule,
+        notes=notes,
+    )
+
+
+def evaluate(model: nn.Module, task: Task, split: str = "test", device: str | torch.device | None = None) -> dict[str, float | str]:
+    """Metric, score and loss of a trained model on one split ("train", "val" or "test")."""
+    dev = pick_device(device) if device is not None else next(model.parameters()).device
+    ev = evaluate_split(model, task, getattr(task, split), dev)
+    return {"metric": ev.metric, "value": ev.value, "score": ev.score, "loss": ev.loss}

@@ -1,0 +1,143 @@
+"""Embedders for sequence (text) backbones: 1D series, tabular rows and 2D grids as tokens.
+
+Every one ends in a LayerNorm whose weight starts at `token_norm / sqrt(width)`, so the
+embedded vectors have the norm of the backbone's own word embeddings (~1 for MiniLM).
+A fresh LayerNorm would output norm sqrt(width) (~20), drowning the pretrained position
+signal; that scale mismatch was the cause of the underfitting our prototype saw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from orca_automl.embedders._base import Embedder, TokenLayout
+from orca_automl.errors import OrcaInputError
+
+
+def _scaled_norm(width: int, token_norm: float) -> nn.LayerNorm:
+    norm = nn.LayerNorm(width)
+    nn.init.constant_(norm.weight, token_norm / math.sqrt(width))
+    return norm
+
+
+def patch_size(length: int, target_seq_len: int, max_positions: int) -> int:
+    """The smallest patch (= kernel = stride) giving at most `target_seq_len` tokens.
+
+    ORCA picks the smallest divisor of L; for prime or awkward L that degenerates to one
+    token, so we take ceil(L / target) and zero-pad the end instead.
+    """
+    if target_seq_len < 1:
+        raise OrcaInputError(f"embedder_args.target_seq_len must be >= 1, got {target_seq_len}")
+    k = max(1, math.ceil(length / min(target_seq_len, max_positions)))
+    return k
+
+
+class _Patch1d(Embedder):
+    """Shared padding and layout for 1D patch embedders."""
+
+    def __init__(self, channels: int, length: int, patch: int) -> None:
+        super().__init__()
+        self.channels, self.length, self.patch = channels, length, patch
+        self.tokens = math.ceil(length / patch)
+        self.layout = TokenLayout("1d", patch=patch, length=length)
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:  # tabular rows (B, F) are one-channel sequences
+            x = x.unsqueeze(1)
+        extra = self.tokens * self.patch - x.shape[-1]
+        return F.pad(x, (0, extra)) if extra else x
+
+
+class Conv1dEmbedder(_Patch1d):
+    """ORCA's 1D embedder: Conv1d(C -> width, kernel = stride = k) + LayerNorm."""
+
+    modalities = ("1d", "tabular")
+    backbone_kind = "sequence"
+
+    def __init__(
+        self, channels: int, length: int, width: int, token_norm: float, max_positions: int,
+        target_seq_len: int = 64,
+    ) -> None:
+        super().__init__(channels, length, patch_size(length, target_seq_len, max_positions))
+        self.conv = nn.Conv1d(channels, width, kernel_size=self.patch, stride=self.patch)
+        self.norm = _scaled_norm(width, token_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(self._pad(x)).transpose(1, 2))
+
+
+class PatchMLPEmbedder(_Patch1d):
+    """Non-overlapping patches through a two-layer MLP: a non-linear alternative to the
+    single linear map of Conv1d, for series whose local shape matters more than level."""
+
+    modalities = ("1d",)
+    backbone_kind = "sequence"
+
+    def __init__(
+        self, channels: int, length: int, width: int, token_norm: float, max_positions: int,
+        target_seq_len: int = 64, hidden: int = 256,
+    ) -> None:
+        super().__init__(channels, length, patch_size(length, target_seq_len, max_positions))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels * self.patch, hidden), nn.GELU(), nn.Linear(hidden, width)
+        )
+        self.norm = _scaled_norm(width, token_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._pad(x)
+        b, c, _ = x.shape
+        patches = x.reshape(b, c, self.tokens, self.patch).permute(0, 2, 1, 3)
+        return self.norm(self.mlp(patches.reshape(b, self.tokens, c * self.patch)))
+
+
+class TabularEmbedder(Embedder):
+    """One token per feature: token_f = x_f * w_f + b_f (each feature its own direction),
+    as ORCA embeds tabular data; categorical columns arrive one-hot encoded."""
+
+    modalities = ("tabular",)
+    backbone_kind = "sequence"
+
+    def __init__(self, features: int, width: int, token_norm: float, max_positions: int) -> None:
+        super().__init__()
+        if features > max_positions:
+            raise OrcaInputError(
+                f"tabular embedder: {features} features exceed the backbone's {max_positions} "
+                "positions; use embedder conv1d with target_seq_len <= that"
+            )
+        self.weight = nn.Parameter(torch.randn(features, width) / math.sqrt(width))
+        self.bias = nn.Parameter(torch.randn(features, width) / math.sqrt(width))
+        self.norm = _scaled_norm(width, token_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.unsqueeze(-1) * self.weight + self.bias)
+
+
+class PatchTokensEmbedder(Embedder):
+    """2D grids for a sequence backbone: p x p patches -> Conv2d -> tokens (ViT-style)."""
+
+    modalities = ("2d",)
+    backbone_kind = "sequence"
+
+    def __init__(
+        self, channels: int, height: int, width_px: int, width: int, token_norm: float,
+        max_positions: int, target_seq_len: int = 64,
+    ) -> None:
+        super().__init__()
+        target = min(target_seq_len, max_positions)
+        p = 1
+        while math.ceil(height / p) * math.ceil(width_px / p) > target:
+            p += 1
+        self.patch = p
+        self.grid = (math.ceil(height / p), math.ceil(width_px / p))
+        self.layout = TokenLayout("2d", patch=p, height=height, width=width_px)
+        self.conv = nn.Conv2d(channels, width, kernel_size=p, stride=p)
+        self.norm = _scaled_norm(width, token_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gh, gw = self.grid
+        x = F.pad(x, (0, gw * self.patch - x.shape[-1], 0, gh * self.patch - x.shape[-2]))
+        return self.norm(self.conv(x).flatten(2).transpose(1, 2))

@@ -1,0 +1,12 @@
+"""Errors the user can act on.
+
+`OrcaInputError` marks bad input (a task, file, budget, config, search space or storage URL
+that cannot be used). The CLI prints its message as one line and exits with code 2; every
+other exception is an internal failure (exit code 1).
+"""
+
+from __future__ import annotations
+
+
+class OrcaInputError(ValueError):
+    """Bad input: the message names what is wrong and how to fix it."""

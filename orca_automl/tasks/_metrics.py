@@ -1,0 +1,71 @@
+"""Loss and metric per task type.
+
+The search maximises `Metric.score` (the metric, negated when lower is better), so one
+objective direction serves every task type while tables still show the metric itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, f1_score, r2_score
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric on numpy predictions (in the task's original target units)."""
+
+    name: str
+    higher_is_better: bool
+    fn: Callable[[np.ndarray, np.ndarray], float]
+
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        return float(self.fn(y_true, y_pred))
+
+    def score(self, value: float) -> float:
+        """The value the search maximises."""
+        return value if self.higher_is_better else -value
+
+
+def _accuracy(y: np.ndarray, logits: np.ndarray) -> float:
+    return float(accuracy_score(y, logits.argmax(axis=1)))
+
+
+def _macro_f1(y: np.ndarray, logits: np.ndarray) -> float:
+    return float(f1_score(y.astype(int), (logits > 0).astype(int), average="macro", zero_division=0))
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(r2_score(y.reshape(len(y), -1), pred.reshape(len(pred), -1)))
+
+
+def _relative_l2(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over samples of ||pred - y|| / ||y|| (the PDE benchmarks' error)."""
+    diff = np.linalg.norm((pred - y).reshape(len(y), -1), axis=1)
+    ref = np.linalg.norm(y.reshape(len(y), -1), axis=1) + 1e-12
+    return float(np.mean(diff / ref))
+
+
+METRICS: dict[str, Metric] = {
+    "classification": Metric("accuracy", True, _accuracy),
+    "multilabel": Metric("macro_f1", True, _macro_f1),
+    "regression": Metric("r2", True, _r2),
+    "dense": Metric("relative_l2", False, _relative_l2),
+}
+
+
+def metric_for(task_type: str) -> Metric:
+    return METRICS[task_type]
+
+
+def loss_for(task_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Training loss on model outputs and (normalised) targets."""
+    if task_type == "classification":
+        return F.cross_entropy
+    if task_type == "multilabel":
+        return F.binary_cross_entropy_with_logits
+    return F.mse_loss
