@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from orca_automl._cache import cache_key, load_arrays, save_arrays
 from orca_automl.backbones._base import Backbone, ReferenceSet
-from orca_automl.backbones._cache import cache_key, load_arrays, save_arrays
 from orca_automl.backbones._reference import english_sentences, kmeans_labels
 from orca_automl.errors import OrcaInputError
 
@@ -54,7 +53,9 @@ class HFEncoderBackbone(Backbone):
     ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # one bar per load clutters every log
         self.name_or_path = str(name_or_path)
         self.pretrained = pretrained
         self.reference_path = reference

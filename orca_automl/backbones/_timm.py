@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from orca_automl._cache import cache_key, load_arrays, save_arrays
 from orca_automl.backbones._base import Backbone, ReferenceSet
-from orca_automl.backbones._cache import cache_key, load_arrays, save_arrays
 from orca_automl.backbones._reference import image_crops, kmeans_labels, user_images
 from orca_automl.errors import OrcaInputError
 
@@ -178,9 +178,9 @@ def packaged_efficientnet_lite0() -> dict[str, torch.Tensor]:
     target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
     src = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]
     dst = [k for k in target if not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst) or any(v.shape != target[k].shape for (_, v), k in zip(src, dst)):
+    if len(src) != len(dst) or any(v.shape != target[k].shape for (_, v), k in zip(src, dst, strict=True)):
         raise RuntimeError("packaged EfficientNet-Lite0 weights do not match timm's layout")
-    return {k: v for (_, v), k in zip(src, dst)}
+    return {k: v for (_, v), k in zip(src, dst, strict=True)}
 
 
 def build_efficientnet_lite0(pretrained: bool, seed: int, **args: Any) -> TimmBackbone:
