@@ -47,7 +47,7 @@ def save_arrays(kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]
             os.replace(tmp, folder / f"{key}.npz")
         finally:
             if os.path.exists(tmp):

@@ -78,7 +78,7 @@ class RefineConfig:
     new_lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
-    decay: str = "constant"
+    decay: str = "linear"
     clip: float = 1.0
     eval_every: int = 50
     select: str = "auto"
@@ -209,7 +209,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, key + ".")
     origin = typing.get_origin(hint)
     if origin is dict:

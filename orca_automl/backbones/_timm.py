@@ -80,8 +80,10 @@ class TimmBackbone(Backbone):
             path = Path(checkpoint)
             if not path.is_file():
                 raise OrcaInputError(f"timm checkpoint {path} does not exist: give a weights file")
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-            state_dict = state_dict.get("state_dict", state_dict)
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            state_dict = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
+            if state_dict is None:
+                raise OrcaInputError(f"timm checkpoint {path} holds no state_dict: save one")
         if pretrained and state_dict is not None:
             missing, _ = model.load_state_dict(state_dict, strict=False)
             body_missing = [k for k in missing if not k.startswith(("classifier", "head", "fc"))]
@@ -90,7 +92,8 @@ class TimmBackbone(Backbone):
                     f"checkpoint does not fit {name!r}: {len(body_missing)} body weights missing "
                     f"(e.g. {body_missing[0]}); give weights of this architecture"
                 )
-        self.first_conv_path = model.pretrained_cfg["first_conv"]
+        cfg: dict[str, Any] = dict(model.pretrained_cfg)
+        self.first_conv_path = str(cfg["first_conv"])
         stem = _get_module(model, self.first_conv_path)
         if not isinstance(stem, nn.Conv2d):
             raise OrcaInputError(f"timm model {name!r}: first layer is not a Conv2d")
@@ -103,24 +106,24 @@ class TimmBackbone(Backbone):
         self.name = name
         self.pretrained = pretrained
         self.reference_path = reference
-        default_size = int(model.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
+        default_size = int(cfg.get("input_size", (3, 224, 224))[-1])
         self.image_size = int(image_size or default_size)
         self.width = int(stem.out_channels)
-        self.mean = tuple(model.pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))
-        self.std = tuple(model.pretrained_cfg.get("std", (0.229, 0.224, 0.225)))
+        self.mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
+        self.std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
         weights = "random" if not pretrained else (label or checkpoint or "hub")
         self.identity = f"timm:{name}:{weights}"
 
     @property
     def out_features(self) -> int:
-        return int(self.model.num_features)
+        return int(self.model.num_features)  # type: ignore[arg-type]
 
     def fresh_stem(self) -> nn.Conv2d:
         """A trainable copy of the pretrained input layer for an embedder to own."""
         return copy.deepcopy(self.stem)
 
     def forward(self, embedded: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(embedded)
+        return self.model.forward_features(embedded)  # type: ignore[operator]
 
     def align_features(self, embedded: torch.Tensor) -> torch.Tensor:
         return embedded.mean(dim=(2, 3))

@@ -13,7 +13,13 @@ from orca_automl.cycle._align import AlignOutcome, align, target_labels
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._model import OrcaModel, build_model
 from orca_automl.cycle._refine import Evaluation, RefineOutcome, evaluate_split, refine
-from orca_automl.cycle._runner import CycleResult, evaluate, inference_gflops, pick_device, run_cycle
+from orca_automl.cycle._runner import (
+    CycleResult,
+    evaluate,
+    inference_gflops,
+    pick_device,
+    run_cycle,
+)
 from orca_automl.cycle._saved import SavedModel, load_model, save_model
 
 __all__ = [

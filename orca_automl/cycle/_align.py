@@ -65,6 +65,10 @@ def align(
         for step in range(config.steps):
             idx = torch.randperm(len(X), generator=gen)[: config.batch_size].to(device)
             loss = metric(model.align_features(X[idx]), y[idx])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"alignment diverged (distance {float(loss)}) at step {step}: lower align.lr"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from orca_automl.config import RefineConfig
@@ -138,7 +139,7 @@ def refine(
         with _autocast(device):
             out = model(xb)
         if task.task_type == "classification":
-            loss = loss_fn(out.float(), yb, label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(out.float(), yb, label_smoothing=config.label_smoothing)
         else:
             loss = loss_fn(out.float(), yb)
         if not torch.isfinite(loss):

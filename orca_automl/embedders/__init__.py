@@ -73,8 +73,8 @@ def create_embedder(
     args = dict(args or {})
     try:
         if isinstance(backbone, HFEncoderBackbone):
-            common = dict(width=backbone.width, token_norm=backbone.token_norm(),
-                          max_positions=backbone.max_positions)
+            common: dict[str, Any] = dict(width=backbone.width, token_norm=backbone.token_norm(),
+                                          max_positions=backbone.max_positions)
             if cls is TabularEmbedder:
                 return cls(features=input_shape[-1], **common, **args)
             if cls is PatchTokensEmbedder:

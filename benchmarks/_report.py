@@ -1,0 +1,51 @@
+"""Shared by every benchmark: the header (command, machine, versions, date) and writing a
+table as markdown + CSV under docs/benchmarks/."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import platform
+import sys
+from pathlib import Path
+
+OUT_DIR = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+
+
+def header(title: str) -> str:
+    import torch
+
+    cmd = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    return "\n".join([
+        f"# {title}",
+        "",
+        f"- command: `{cmd}`",
+        f"- machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
+        f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        "",
+    ])
+
+
+def markdown_table(rows: list[dict[str, object]]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_report(name: str, title: str, rows: list[dict[str, object]], notes: str = "",
+                 out_dir: Path | None = None) -> str:
+    """Print the table and write `<name>.md` and `<name>.csv`; returns the markdown."""
+    out_dir = out_dir or OUT_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = header(title) + markdown_table(rows) + "\n" + (f"\n{notes.strip()}\n" if notes else "")
+    (out_dir / f"{name}.md").write_text(text)
+    with open(out_dir / f"{name}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(text)
+    return text
