@@ -1,0 +1,71 @@
+"""Which short-schedule trials are retrained with the FULL schedule, and what that may cost.
+
+Promotion ranks COMPLETE short trials by validation score (higher first; ties go to the lower
+inference cost, then the earlier trial) and takes the top K. A configuration that already has
+a COMPLETE full-schedule trial is never promoted again, across resumes, and two short trials
+with the same configuration count once. A promoted trial whose full run failed or was
+interrupted stays eligible, so it is retried.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from optuna.trial import TrialState
+
+from orca_automl.config import OrcaConfig
+from orca_automl.search._records import TrialRecord
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One short trial to retrain in full, with its expected device time."""
+
+    source: TrialRecord
+    estimate_seconds: float
+
+
+def full_cost_estimate(record: TrialRecord) -> float:
+    """Expected full-schedule device time: the short run's, scaled by the ratio of steps."""
+    full = OrcaConfig.from_dict(record.config)
+    short = full.schedule("short")
+    full_steps = full.align.steps + full.refine.steps
+    short_steps = max(1, short.align.steps + short.refine.steps)
+    return record.device_seconds * full_steps / short_steps
+
+
+def select_promotions(records: Sequence[TrialRecord], top_k: int) -> list[Promotion]:
+    """The top-K short trials not yet trained in full, best first."""
+    ranked = sorted(
+        (
+            r for r in records
+            if r.stage == "short" and r.state == TrialState.COMPLETE
+            and r.val_score is not None and math.isfinite(r.val_score)
+        ),
+        key=lambda r: (-(r.val_score or 0.0), r.cost if r.cost is not None else math.inf, r.number),
+    )
+    by_number = {r.number: r for r in records}
+    done = {
+        _config_key(by_number[r.promoted_from])
+        for r in records
+        if r.stage == "full" and r.state == TrialState.COMPLETE and r.promoted_from in by_number
+    }
+    picks: list[Promotion] = []
+    seen: set[str] = set()
+    for r in ranked:
+        key = _config_key(r)
+        if key in seen:
+            continue
+        seen.add(key)
+        if len(seen) > top_k:
+            break
+        if key not in done:
+            picks.append(Promotion(r, full_cost_estimate(r)))
+    return picks
+
+
+def _config_key(record: TrialRecord) -> str:
+    return json.dumps(record.config, sort_keys=True)

@@ -1,0 +1,26 @@
+"""`orca-search` wired to the fake runner (sleeping for real) and fake tasks.
+
+Run as `python -m tests.search.fake_cli ARGS` from the repository root: the SIGKILL test
+drives the real command, Ray and database through it, without model training.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from orca_automl.cli import run_command
+from orca_automl.search import build_parser, search
+from tests.search.fakes import FakeRunner, fake_toolkit
+
+#: Real seconds slept per simulated second: a short trial of the tiny space takes about 1 s.
+REAL_SLEEP = 0.3
+
+
+def main() -> int:
+    args = build_parser().parse_args(sys.argv[1:])
+    toolkit = fake_toolkit(FakeRunner(real_sleep=REAL_SLEEP))
+    return run_command("orca-search", lambda a: search(a, toolkit), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

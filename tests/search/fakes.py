@@ -1,0 +1,230 @@
+"""A fake trial runner, a fake clock and a simulated executor: the search logic in milliseconds.
+
+The fake runner derives everything from the config, deterministically: a trial's final
+alignment loss falls with more (and better-tuned) alignment steps, its validation score rises
+as that loss falls (plus a config-dependent jitter), and its duration is proportional to its
+steps. `SimulatedExecutor` runs trials as events on a fake clock (like Syne Tune's simulated
+backend), so budget, pruning and promotion are tested without compute. With `real_sleep`
+the runner sleeps for its duration instead, for the Ray and SIGKILL tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import heapq
+import json
+import math
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orca_automl.config import OrcaConfig
+from orca_automl.search import (
+    ExecutionPlan,
+    Executor,
+    RunReport,
+    Toolkit,
+    TrialMonitor,
+    TrialOutcome,
+    TrialRequest,
+    TrialRunner,
+    execute_trial,
+)
+from orca_automl.search._runner import pack_folder
+
+SPACES = Path(__file__).parent / "spaces"
+KNOWN_NAMES = {
+    "model.backbone": ["minilm", "efficientnet_lite0"],
+    "model.embedder": ["conv1d", "patch_mlp", "tabular_linear", "stem_conv", "patch_tokens"],
+    "align.metric": ["otdd_gaussian", "mmd", "sliced_wasserstein", "none"],
+}
+_FITS = {
+    ("1d", "minilm"): {"conv1d", "patch_mlp", "auto"},
+    ("tabular", "minilm"): {"tabular_linear", "conv1d", "auto"},
+    ("2d", "minilm"): {"patch_tokens"},
+    ("2d", "efficientnet_lite0"): {"stem_conv", "auto"},
+}
+
+
+@dataclass(frozen=True)
+class FakeTask:
+    """What the search reads from a task: name, modality, type and a data fingerprint."""
+
+    name: str = "fake"
+    modality: str = "1d"
+    task_type: str = "classification"
+    data: str = "v1"
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.modality}|{self.task_type}|{self.data}".encode()).hexdigest()
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _jitter(config: dict[str, Any], salt: str) -> float:
+    """A deterministic number in [0, 1) per config."""
+    digest = hashlib.sha256((salt + json.dumps(config, sort_keys=True)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class FakeRunner:
+    """A deterministic stand-in for `run_cycle`.
+
+    Args:
+        clock: advanced by each trial's duration (None: sleep `real_sleep` x duration for real).
+        seconds_per_step: simulated device time per align or refine step.
+        noise: how much of the validation score is config jitter rather than alignment.
+        fail_when: config key -> value that makes a trial raise.
+        real_sleep: real seconds slept per simulated second (with clock None).
+    """
+
+    def __init__(
+        self, clock: FakeClock | None = None, seconds_per_step: float = 0.1, noise: float = 0.1,
+        fail_when: dict[str, Any] | None = None, real_sleep: float = 0.0,
+    ) -> None:
+        self.clock = clock
+        self.seconds_per_step = seconds_per_step
+        self.noise = noise
+        self.fail_when = fail_when or {}
+        self.real_sleep = real_sleep
+        self.calls: list[TrialRequest] = []
+
+    def _spend(self, steps: int) -> None:
+        seconds = steps * self.seconds_per_step
+        if self.clock is not None:
+            self.clock.sleep(seconds)
+        else:
+            time.sleep(seconds * self.real_sleep)
+
+    def run(self, request: TrialRequest, task: Any, monitor: TrialMonitor) -> RunReport:
+        self.calls.append(request)
+        config = OrcaConfig.from_dict(request.config)
+        self._spend(5)  # building the model
+        for dotted, value in self.fail_when.items():
+            section, key = dotted.split(".", 1)
+            if getattr(getattr(config, section), key) == value:
+                raise RuntimeError(f"fake failure for {dotted}={value}")
+        run = config.schedule(request.stage)
+        quality = 1.0 if request.stage == "full" else 0.9
+        curve: list[float] = []
+        final: float | None = None
+        if run.align.metric != "none" and run.align.steps > 0:
+            start = 2.0 + _jitter(request.config, "start")
+            rate = run.align.lr * 20
+            curve = [start * math.exp(-rate * s / 10) + 0.05 for s in range(run.align.steps + 1)]
+            final = curve[-1]
+            self._spend(run.align.steps)
+        jitter = _jitter(request.config, "score")
+        base = 0.5 + 0.4 / (1.0 + (final if final is not None else 1.0))
+        score = quality * ((1 - self.noise) * base + self.noise * jitter)
+        if not monitor.align_finished(curve):
+            return RunReport(math.nan, math.nan, "accuracy", math.nan, self._cost(config), curve, final)
+        every = run.refine.eval_every
+        for step in range(every, run.refine.steps + 1, every):
+            self._spend(every)
+            if not monitor.evaluated(step, score * (0.7 + 0.3 * step / run.refine.steps)):
+                break
+        archive, test = None, None
+        if request.stage == "full":
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "meta.json").write_text(json.dumps({"trial": request.number}))
+                archive = pack_folder(Path(tmp))
+            test = {"metric": "accuracy", "value": score - 0.01, "score": score - 0.01, "loss": 0.3}
+        return RunReport(score, score, "accuracy", 1.0 - score, self._cost(config), curve, final,
+                         ["fake run"], archive, test)
+
+    @staticmethod
+    def _cost(config: OrcaConfig) -> float:
+        return 0.1 * float(config.model.embedder_args.get("target_seq_len", 16))
+
+
+class SimulatedExecutor(Executor):
+    """Trials as events on a fake clock: each trial runs at submit time (advancing a private
+    copy of the clock by its duration) and finishes at submit time + duration."""
+
+    def __init__(self, runner: FakeRunner, task: Any, clock: FakeClock, device_share: float = 1.0) -> None:
+        assert runner.clock is clock
+        self.runner, self.task, self.clock, self.device_share = runner, task, clock, device_share
+        self._events: list[tuple[float, int, TrialOutcome]] = []
+        self._started: dict[int, float] = {}
+        self.stages: dict[int, str] = {}
+        self.max_parallel = 0
+
+    def submit(self, request: TrialRequest) -> None:
+        start = self.clock.now
+        outcome = execute_trial(self.runner, request, self.task, clock=self.clock)
+        end, self.clock.now = self.clock.now, start
+        heapq.heappush(self._events, (end, request.number, outcome))
+        self._started[request.number] = start
+        self.stages[request.number] = request.stage
+        self.max_parallel = max(self.max_parallel, len(self._started))
+
+    def wait(self, timeout: float) -> list[TrialOutcome]:
+        if not self._events:
+            return []
+        end, number, outcome = heapq.heappop(self._events)
+        self.clock.now = max(self.clock.now, end)
+        del self._started[number], self.stages[number]
+        return [outcome]
+
+    def in_flight(self) -> dict[int, float]:
+        return {n: (self.clock.now - t0) * self.device_share for n, t0 in self._started.items()}
+
+
+def fake_toolkit(runner: TrialRunner | None = None, task: FakeTask | None = None) -> Toolkit:
+    """The search's view of the package, faked: tasks named `fake-<modality>`."""
+
+    def load(spec: str, seed: int) -> FakeTask:
+        if task is not None:
+            return task
+        if not spec.startswith("fake-"):
+            from orca_automl.errors import OrcaInputError
+
+            raise OrcaInputError(f"unknown task {spec!r}: use fake-1d, fake-2d or fake-tabular")
+        return FakeTask(name=spec, modality=spec.split("-", 1)[1])
+
+    def fits_for(modality: str):  # type: ignore[no-untyped-def]
+        return lambda backbone, embedder: embedder in _FITS.get((modality, backbone), set())
+
+    return Toolkit(load, lambda: KNOWN_NAMES, fits_for, lambda: False, runner or FakeRunner())
+
+
+def simulated_execution(clock: FakeClock):  # type: ignore[no-untyped-def]
+    """An `execution` for `search()` that runs trials on the simulated executor."""
+
+    @contextmanager
+    def execution(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterator[Executor]:
+        assert isinstance(runner, FakeRunner)
+        yield SimulatedExecutor(runner, task, clock, plan.device_share)
+
+    return execution
+
+
+def args(**overrides: Any) -> argparse.Namespace:
+    """Parsed `orca-search` arguments with test defaults."""
+    from orca_automl.search import build_parser
+
+    argv = ["--task", "fake-1d", "--budget", "60s", "--search-space", str(SPACES / "tiny.yaml")]
+    for key, value in overrides.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is not None:
+            argv += [flag, str(value)]
+    return build_parser().parse_args(argv)

@@ -1,0 +1,193 @@
+"""`orca-search` as a command: bad input exits 2 with one line and writes nothing; an existing
+study is refused for other data or another space unless --new-study; the output."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from orca_automl.cli import run_command
+from orca_automl.search import Progress, Snapshot, TrialRecord, build_parser, main, search
+from tests.search.fakes import (
+    SPACES,
+    FakeClock,
+    FakeRunner,
+    FakeTask,
+    args,
+    fake_toolkit,
+    simulated_execution,
+)
+
+
+def _command(tmp_path: Path, fake_task: FakeTask | None = None, **flags: Any) -> int:
+    clock = FakeClock()
+    toolkit = fake_toolkit(FakeRunner(clock), fake_task)
+    flags.setdefault("storage", f"sqlite:///{tmp_path}/study.db")
+    parsed = args(**flags)
+    return run_command("orca-search", lambda a: search(
+        a, toolkit, simulated_execution(clock), out=io.StringIO(), progress=Progress(io.StringIO())
+    ), parsed)
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("orca-search: error: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        ({"budget": "8 parsecs"}, "budget '8 parsecs' is not understood"),
+        ({"budget": "2gpu-hours"}, "no GPU is visible"),
+        ({"workers": 0}, "--workers must be 1 or more"),
+        ({"workers": 10_000}, "more than the"),
+        ({"top_k": 0}, "--top-k must be 1 or more"),
+        ({"search_space": "no-such-space"}, "unknown search space 'no-such-space'"),
+        ({"search_space": str(SPACES / "missing.yaml")}, "does not exist"),
+        ({"task": "gunpoint-typo"}, "unknown task 'gunpoint-typo'"),
+        ({"storage": "not a url"}, "is malformed"),
+        ({"storage": "nosuchdb://host/x"}, "unknown database kind"),
+        ({"storage": "sqlite://"}, "not a database file"),
+        ({"storage": "sqlite:///:memory:"}, "not a database file"),
+        ({"storage": "postgresql://me@127.0.0.1:1/orca"}, "storage URL"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    flags: dict[str, Any], words: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _command(tmp_path, **flags) == 2
+    assert words in _one_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unusable_sqlite_paths_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "not-sqlite.db").write_text("hello, not a database")
+    before = _files(tmp_path)
+    assert _command(tmp_path, storage=f"sqlite:///{tmp_path}/a-file/study.db") == 2
+    assert "is not a writable folder" in _one_line(capsys)
+    assert _command(tmp_path, storage=f"sqlite:///{tmp_path}/not-sqlite.db") == 2
+    assert "is not an SQLite database" in _one_line(capsys)
+    assert _files(tmp_path) == before
+
+
+def test_malformed_space_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text((SPACES / "tiny.yaml").read_text().replace("[20, 80]", "[80, 20]"))
+    assert _command(tmp_path, search_space=str(space)) == 2
+    assert "params.align.steps: low 80 is above high 20" in _one_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == ["space.yaml"]
+
+
+def test_an_existing_study_is_refused_for_other_data_or_space_unless_new_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _command(tmp_path, budget="20s") == 0
+    capsys.readouterr()
+    study_files = _files(tmp_path)
+
+    assert _command(tmp_path, fake_task=FakeTask("fake-1d", data="v2"), budget="20s") == 2
+    assert "made for different task data" in _one_line(capsys)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text((SPACES / "tiny.yaml").read_text().replace("[16, 32]", "[16, 64]"))
+    assert _command(tmp_path, search_space=str(changed), budget="20s") == 2
+    assert "made with another search space" in _one_line(capsys)
+    assert _command(tmp_path, budget="0s") == 2
+    _one_line(capsys)
+    assert {k: v for k, v in _files(tmp_path).items() if k != "changed.yaml"} == study_files
+
+    assert _command(tmp_path, fake_task=FakeTask("fake-1d", data="v2"), budget="20s", new_study=True) == 0
+    names = optuna.study.get_all_study_names(f"sqlite:///{tmp_path}/study.db")
+    assert sorted(names) == ["fake-1d", "fake-1d-2"]
+    new = optuna.load_study(study_name="fake-1d-2", storage=f"sqlite:///{tmp_path}/study.db")
+    assert new.user_attrs["task_fingerprint"] == FakeTask("fake-1d", data="v2").fingerprint()
+    assert (tmp_path / "fake-1d-2" / "winners").is_dir()
+
+
+def test_default_layout_and_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    clock = FakeClock()
+    out = io.StringIO()
+    parsed = args(budget="60s", workers=2)
+    assert search(parsed, fake_toolkit(FakeRunner(clock)), simulated_execution(clock), out=out,
+                  progress=Progress(io.StringIO())) == 0
+    assert (tmp_path / "studies" / "fake-1d.db").is_file()
+    winners = list((tmp_path / "studies" / "fake-1d" / "winners").iterdir())
+    assert winners and all((w / "meta.json").is_file() for w in winners)
+    text = out.getvalue()
+    assert "test accuracy" in text and "short val accuracy" in text
+    assert str(winners[0]) in text or winners[0].name in text
+    assert "optuna-dashboard sqlite:///studies/fake-1d.db" in text
+
+
+def test_progress_lines_carry_the_counters(tmp_path: Path) -> None:
+    assert _command(tmp_path, budget="30s") == 0
+    records = [TrialRecord.from_frozen(t) for t in optuna.load_study(
+        study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db").trials]
+    stream = io.StringIO()
+    progress = Progress(stream)
+    progress.update(Snapshot.of(records, used=12.0, total=30.0, running=1, phase="search"))
+    assert stream.getvalue() == ""  # not a terminal: no bar redraws, only trial lines
+    pruned = next((r for r in records if r.state.name == "PRUNED"), records[0])
+    progress.trial_finished(pruned)
+    line = stream.getvalue()
+    assert line.count("\n") == 1 and f"trial {pruned.number:3d}" in line
+    assert "40%" in line and "done" in line and "pruned" in line and "best 0." in line
+
+
+def test_help_explains_every_flag_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for action in build_parser()._actions:
+        if action.dest in ("help",):
+            continue
+        assert action.help, action.dest
+        if action.option_strings[0] not in ("--new-study", "--debug"):
+            assert "e.g." in action.help, action.dest
+    for flag in ("--task", "--budget", "--search-space", "--storage", "--study", "--workers",
+                 "--address", "--gpus-per-trial", "--seed", "--top-k", "--new-study", "--debug"):
+        assert flag in text
+    assert "orca-search --task gunpoint --budget 10cpu-minutes --workers 2" in text
+    assert "studies/<study>/winners/trial-<N>/" in text
+
+
+def test_usage_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["--budget", "1h"])
+    assert info.value.code == 2
+    assert "--task" in _one_line(capsys)
+    assert main(["--task", "gunpoint", "--budget", "1 fortnight"]) == 2
+    assert "not understood" in _one_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_study_made_elsewhere_is_refused_and_left_byte_identical(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    other = optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name="fake-1d")
+    other.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    before = (tmp_path / "study.db").read_bytes()
+    assert _command(tmp_path, budget="20s") == 2
+    assert "was not made by orca-search" in _one_line(capsys)
+    assert (tmp_path / "study.db").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["study.db"]

@@ -1,0 +1,171 @@
+"""Real Ray, real subprocesses: two workers in parallel, and SIGKILL in the middle of a run.
+
+Trials use the fake runner sleeping for real (about a second each), so these tests check the
+execution and recovery machinery, not model training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from orca_automl.search import Progress, TrialRecord, search
+from tests.search.fakes import SPACES, FakeRunner, args, fake_toolkit
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _records(db: Path, name: str = "fake-1d") -> list[TrialRecord]:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+    return [TrialRecord.from_frozen(t) for t in study.trials]
+
+
+def test_a_tiny_search_through_ray_with_two_workers(tmp_path: Path) -> None:
+    db = tmp_path / "study.db"
+    out = io.StringIO()
+    runner = FakeRunner(real_sleep=0.3)
+    code = search(args(budget="16s", workers=2, storage=f"sqlite:///{db}"), fake_toolkit(runner),
+                  out=out, progress=Progress(io.StringIO()))
+    assert code == 0
+    records = _records(db)
+    assert {r.state for r in records} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    full = [r for r in records if r.stage == "full"]
+    assert full and all(Path(r.model_dir or "").is_dir() for r in full)
+    spent = sum(r.device_seconds for r in records)
+    longest = sorted((r.device_seconds for r in records), reverse=True)[:2]
+    assert 0 < spent <= 16.0 + sum(longest)
+    trials = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{db}").trials
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials
+                   if t.datetime_start and t.datetime_complete)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))  # two ran at once
+    assert (tmp_path / "fake-1d" / "ray").is_dir()  # Ray's files under the study's folder
+    assert "test accuracy" in out.getvalue()
+
+
+def _count(db: Path, state: str) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
+            return connection.execute("SELECT COUNT(*) FROM trials WHERE state = ?", (state,)).fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def _orphans_in(folder: Path) -> list[int]:
+    """Processes re-parented to init that hold files open under `folder`."""
+    found = []
+    root = str(folder.resolve()) + os.sep
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == 1 and any(os.readlink(fd).startswith(root) for fd in (entry / "fd").iterdir()):
+                found.append(int(entry.name))
+    return found
+
+
+def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(tmp_path: Path) -> None:
+    db = tmp_path / "study.db"
+    command = [sys.executable, "-m", "tests.search.fake_cli", "--task", "fake-1d", "--budget", "24s",
+               "--workers", "2", "--storage", f"sqlite:///{db}", "--search-space",
+               str(SPACES / "tiny.yaml")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _count(db, "COMPLETE") + _count(db, "PRUNED") < 3 or _count(db, "RUNNING") == 0:
+            assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
+            assert time.monotonic() < deadline, "the first run never got going"
+            time.sleep(0.2)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        before = {r.number: r for r in _records(db)}
+        interrupted = {n for n, r in before.items() if r.state == TrialState.RUNNING}
+        assert interrupted
+        (killed_session,) = (tmp_path / "fake-1d" / "ray").glob("session_2*")
+        assert _orphans_in(killed_session)  # Ray helpers outlive their SIGKILLed driver ...
+
+        second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=240, start_new_session=True)
+        assert second.returncode == 0, second.stderr
+        assert not _orphans_in(killed_session)  # ... until the rerun ends them
+    finally:  # whatever this test started and is still running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+    assert "resumed:" in second.stdout
+    after = _records(db)
+    by_number = {r.number: r for r in after}
+    for n, r in before.items():
+        if r.finished:  # no finished trial lost or changed
+            assert by_number[n].state == r.state
+            assert by_number[n].val_score == r.val_score
+            assert by_number[n].device_seconds == r.device_seconds
+    for n in interrupted:
+        assert by_number[n].state == TrialState.FAIL and by_number[n].interrupted
+        if by_number[n].stage == "short":
+            assert sum(r.retry_of == n for r in after) == 1
+    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{db}")
+    assert study.user_attrs["device_seconds_spent"] == pytest.approx(sum(r.device_seconds for r in after))
+    assert [s["finished"] for s in study.user_attrs["sessions"]] == [True]
+    assert not any(r.state == TrialState.RUNNING for r in after)
+    promoted = [r.promoted_from for r in after if r.stage == "full" and r.state == TrialState.COMPLETE]
+    assert promoted and len(promoted) == len(set(promoted))
+
+
+def test_the_real_cycle_through_ray_on_a_tiny_model(tmp_path: Path, tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[no-untyped-def]
+    """CycleRunner end to end: run_cycle per trial in Ray workers, a promoted winner saved
+    through the tar round trip, tested once, and loadable for prediction."""
+    import dataclasses
+
+    import numpy as np
+    import yaml
+
+    from orca_automl.cycle import load_model
+    from orca_automl.search import cycle_toolkit
+
+    space = tmp_path / "tiny-real.yaml"
+    space.write_text(yaml.safe_dump({
+        "base": {
+            "short_fraction": 0.5,
+            "model": {"backbone": "hf", "backbone_args": {"name_or_path": str(tiny_bert_dir)}},
+            "align": {"source_samples": 200, "batch_size": 32},
+            "refine": {"steps": 40, "batch_size": 8, "eval_every": 10, "new_lr": 3e-3},
+        },
+        "promotion": {"top_k": 1, "share": 0.3},
+        "params": {
+            "model.embedder": {"choices": ["conv1d", "patch_mlp"]},
+            "model.embedder_args.target_seq_len": {"choices": [4, 8]},
+            "align.metric": {"choices": ["mmd", "none"]},
+            "align.steps": {"int": [10, 20], "step": 10, "unless": {"align.metric": "none"}},
+            "refine.lr": {"float": [3e-4, 3e-3], "log": True},
+        },
+    }))
+    task = toy_task()
+    toolkit = dataclasses.replace(cycle_toolkit(), load_task=lambda spec, seed: task)
+    db = tmp_path / "study.db"
+    out = io.StringIO()
+    parsed = args(task="toy", budget="40s", workers=2, storage=f"sqlite:///{db}", search_space=str(space))
+    assert search(parsed, toolkit, out=out, progress=Progress(io.StringIO())) == 0
+    records = _records(db, "toy-classification")
+    assert not any(r.state in (TrialState.FAIL, TrialState.RUNNING) for r in records), [r.error for r in records]
+    short = [r for r in records if r.stage == "short" and r.state == TrialState.COMPLETE]
+    assert short and all(r.attrs["device_seconds"] > 0 and r.cost and r.cost > 0 for r in short)
+    aligned = [r for r in short if r.config["align"]["metric"] != "none"]
+    assert all(r.attrs["align_curve"] and r.final_align_loss is not None for r in aligned)
+    (winner,) = [r for r in records if r.stage == "full"]
+    assert winner.state == TrialState.COMPLETE and winner.test_score is not None
+    saved = load_model(winner.model_dir or "")
+    assert np.asarray(saved.predict(task.test.X[:4])).shape[0] == 4

@@ -1,0 +1,207 @@
+"""The driver against the fake runner on a fake clock: budget, pruning, promotion, resume."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from orca_automl.search import (
+    ExecutionPlan,
+    Executor,
+    Progress,
+    SearchFailed,
+    TrialOutcome,
+    TrialRecord,
+    TrialRunner,
+    search,
+)
+from tests.search.fakes import (
+    SPACES,
+    FakeClock,
+    FakeRunner,
+    FakeTask,
+    SimulatedExecutor,
+    args,
+    fake_toolkit,
+)
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs (BaseException skips `except Exception`)."""
+
+
+def _run(tmp_path: Path, clock: FakeClock, runner: FakeRunner, executor_type: type = SimulatedExecutor,
+         **flags: Any) -> list[TrialRecord]:
+    @contextmanager
+    def execution(plan: ExecutionPlan, runner_: TrialRunner, task: Any) -> Iterator[Executor]:
+        executor: Executor = executor_type(runner_, task, clock, plan.device_share)
+        yield executor
+
+    flags.setdefault("storage", f"sqlite:///{tmp_path}/study.db")
+    flags.setdefault("workers", 2)
+    out = io.StringIO()
+    search(args(**flags), fake_toolkit(runner), execution, out=out, progress=Progress(io.StringIO()))
+    return _records(tmp_path)
+
+
+def _study(tmp_path: Path, name: str = "fake-1d") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/study.db")
+
+
+def _records(tmp_path: Path, name: str = "fake-1d") -> list[TrialRecord]:
+    return [TrialRecord.from_frozen(t) for t in _study(tmp_path, name).trials]
+
+
+def _longest(records: list[TrialRecord], n: int) -> float:
+    return sum(sorted((r.device_seconds for r in records), reverse=True)[:n])
+
+
+def test_a_session_prunes_promotes_and_keeps_to_the_budget(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runner = FakeRunner(clock)
+    records = _run(tmp_path, clock, runner, budget="120s")
+    study = _study(tmp_path)
+    states = {r.state for r in records}
+    assert {TrialState.COMPLETE, TrialState.PRUNED} <= states
+    assert TrialState.RUNNING not in states
+
+    spent = sum(r.device_seconds for r in records)
+    assert study.user_attrs["device_seconds_spent"] == pytest.approx(spent)
+    assert spent <= 120.0 + _longest(records, 2)  # overrun: at most the trials in flight
+    assert study.user_attrs["budget"] == {"text": "120s", "seconds": 120.0, "kind": "any"}
+    assert study.user_attrs["sessions"][0]["finished"] is True
+    assert study.user_attrs["search_space"]["sha256"]
+    assert study.user_attrs["task_fingerprint"] == FakeTask("fake-1d").fingerprint()
+
+    pruned = [r for r in records if r.state == TrialState.PRUNED]
+    assert all(r.pruned_reason for r in pruned)
+    assert any("alignment loss" in (r.pruned_reason or "") for r in pruned)
+    evidence = study.user_attrs["pruning_evidence"]["groups"]
+    assert any(g["spearman_rho"] is not None and g["spearman_rho"] < 0 for g in evidence.values())
+
+    short = [r for r in records if r.stage == "short"]
+    full = [r for r in records if r.stage == "full"]
+    assert 1 <= len(full) <= 2
+    best_short = sorted((r for r in short if r.state == TrialState.COMPLETE),
+                        key=lambda r: (-(r.val_score or 0), r.cost, r.number))[:2]
+    assert {r.promoted_from for r in full} <= {r.number for r in best_short}
+    for r in records:
+        assert r.attrs["stage"] in ("short", "full")
+        assert "device_seconds" in r.attrs
+        if r.config["align"]["metric"] != "none" and r.state != TrialState.FAIL:
+            assert r.attrs["align_curve"] and r.final_align_loss is not None
+    for w in full:
+        assert w.state == TrialState.COMPLETE
+        assert w.test_score is not None and w.model_dir
+        assert json.loads((Path(w.model_dir) / "meta.json").read_text()) == {"trial": w.number}
+        assert Path(w.model_dir).parent == tmp_path / "fake-1d" / "winners"
+        assert w.params == next(r for r in short if r.number == w.promoted_from).params
+    assert all(r.test_score is None for r in short)  # test data only for the winners
+    assert all(c.stage == "short" for c in runner.calls[: len(short)])
+
+
+def test_failed_trials_are_recorded_and_a_broken_setup_stops_early(tmp_path: Path) -> None:
+    clock = FakeClock()
+    records = _run(tmp_path, clock, FakeRunner(clock, fail_when={"align.metric": "none"}), budget="60s")
+    failed = [r for r in records if r.state == TrialState.FAIL]
+    assert failed and all("fake failure" in (r.error or "") for r in failed)
+    assert all("Traceback" in r.attrs["traceback"] for r in failed)
+    assert any(r.state == TrialState.COMPLETE for r in records)
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    runner = FakeRunner(clock, fail_when={"model.backbone": "minilm"})
+    with pytest.raises(SearchFailed, match="first [34] trials of this run failed"):
+        _run(broken, clock, runner, budget="600s")
+    assert len(runner.calls) <= 4
+
+
+class _KillInSearch(SimulatedExecutor):
+    """Dies (like a SIGKILLed driver) while short trials run, after 6 have finished."""
+
+    def wait(self, timeout: float) -> list[TrialOutcome]:
+        self.seen = getattr(self, "seen", 0) + 1
+        if self.seen > 6:
+            raise Killed()
+        return super().wait(timeout)
+
+
+class _KillInPromotion(SimulatedExecutor):
+    """Dies while a promoted trial trains in full."""
+
+    def wait(self, timeout: float) -> list[TrialOutcome]:
+        if "full" in self.stages.values():
+            raise Killed()
+        return super().wait(timeout)
+
+
+@pytest.mark.parametrize("killer", [_KillInSearch, _KillInPromotion])
+def test_resume_after_a_kill_loses_nothing_and_counts_nothing_twice(
+    tmp_path: Path, killer: type[SimulatedExecutor]
+) -> None:
+    clock = FakeClock()
+    runner = FakeRunner(clock)
+    with pytest.raises(Killed):
+        _run(tmp_path, clock, runner, executor_type=killer, budget="60s")
+    before = {r.number: r for r in _records(tmp_path)}
+    running = {n for n, r in before.items() if r.state == TrialState.RUNNING}
+    assert running  # the kill left trials RUNNING
+    assert not _study(tmp_path).user_attrs["sessions"][-1]["finished"]
+
+    after_records = _run(tmp_path, clock, runner, budget="60s")
+    after = {r.number: r for r in after_records}
+    for n, r in before.items():  # finished trials are kept as they were
+        if r.finished:
+            assert after[n].state == r.state and after[n].val_score == r.val_score
+            assert after[n].device_seconds == r.device_seconds
+    for n in running:
+        assert after[n].state == TrialState.FAIL and after[n].interrupted
+        assert after[n].attrs["device_seconds_estimated"] is True
+        if after[n].stage == "short":  # retried exactly once, with the same parameters
+            retries = [r for r in after_records if r.retry_of == n]
+            assert len(retries) == 1 and retries[0].params == after[n].params
+    study = _study(tmp_path)
+    sessions = study.user_attrs["sessions"]
+    assert len(sessions) == 1 and sessions[0]["finished"]  # the same budget session, resumed
+    spent = sum(r.device_seconds for r in after_records)
+    assert study.user_attrs["device_seconds_spent"] == pytest.approx(spent)
+    assert spent <= 60.0 + _longest(after_records, 2) + _longest(list(before.values()), 2)
+    promoted = [r.promoted_from for r in after_records if r.stage == "full" and r.state == TrialState.COMPLETE]
+    assert len(promoted) == len(set(promoted)) >= 1  # no winner promoted twice
+
+
+def test_the_same_command_again_adds_a_session_without_double_promotion(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runner = FakeRunner(clock)
+    first = _run(tmp_path, clock, runner, budget="40s")
+    second = _run(tmp_path, clock, runner, budget="40s")
+    assert len(second) > len(first)
+    sessions = _study(tmp_path).user_attrs["sessions"]
+    assert [s["finished"] for s in sessions] == [True, True]
+    assert {r.session for r in second} == {0, 1}
+    configs = [json.dumps(r.config, sort_keys=True) for r in second
+               if r.stage == "full" and r.state == TrialState.COMPLETE]
+    assert len(configs) == len(set(configs))
+
+
+def test_the_reserve_grows_to_what_the_best_configuration_needs(tmp_path: Path) -> None:
+    from orca_automl.search import full_cost_estimate
+
+    space = tmp_path / "no-share.yaml"
+    space.write_text((SPACES / "tiny.yaml").read_text().replace("share: 0.3", "share: 0.0"))
+    clock = FakeClock()
+    records = _run(tmp_path, clock, FakeRunner(clock), budget="60s", search_space=str(space))
+    short = [r for r in records if r.stage == "short"]
+    (winner,) = [r for r in records if r.stage == "full"]
+    source = next(r for r in short if r.number == winner.promoted_from)
+    need = min(full_cost_estimate(source), 30.0)
+    assert sum(r.device_seconds for r in short) <= 60.0 - need + _longest(short, 2)
+    assert sum(r.device_seconds for r in records) <= 60.0 + _longest(records, 2)

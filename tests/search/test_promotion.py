@@ -1,0 +1,56 @@
+"""Promotion of the top-K short trials to full training."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+from orca_automl.config import OrcaConfig
+from orca_automl.search import TrialRecord, full_cost_estimate, select_promotions
+
+
+def _config(lr: float) -> dict:
+    return OrcaConfig().with_overrides({"refine.lr": lr, "align.steps": 40, "refine.steps": 400}).to_dict()
+
+
+def _short(number: int, score: float | None, lr: float, cost: float = 1.0,
+           state: TrialState = TrialState.COMPLETE) -> TrialRecord:
+    return TrialRecord(number=number, state=state, stage="short", session=0, params={},
+                       distributions={}, config=_config(lr), val_score=score, cost=cost,
+                       device_seconds=20.0)
+
+
+def _full(number: int, source: TrialRecord, state: TrialState = TrialState.COMPLETE) -> TrialRecord:
+    return TrialRecord(number=number, state=state, stage="full", session=0, params={},
+                       distributions={}, config=source.config, val_score=0.9, cost=1.0,
+                       promoted_from=source.number)
+
+
+def test_top_k_by_score_ties_to_lower_cost() -> None:
+    records = [_short(0, 0.7, 1e-4), _short(1, 0.9, 2e-4, cost=2.0), _short(2, 0.9, 3e-4, cost=1.0),
+               _short(3, 0.8, 4e-4), _short(4, None, 5e-4, state=TrialState.PRUNED)]
+    picks = select_promotions(records, top_k=2)
+    assert [p.source.number for p in picks] == [2, 1]
+    assert [p.source.number for p in select_promotions(records, top_k=10)] == [2, 1, 3, 0]
+
+
+def test_no_double_promotion_but_failed_promotions_are_retried() -> None:
+    a, b, c = _short(0, 0.9, 1e-4), _short(1, 0.8, 2e-4), _short(2, 0.7, 3e-4)
+    records = [a, b, c, _full(3, a)]
+    assert [p.source.number for p in select_promotions(records, top_k=2)] == [1]
+    records.append(_full(4, b, state=TrialState.FAIL))
+    assert [p.source.number for p in select_promotions(records, top_k=2)] == [1]
+    records.append(_full(5, b))
+    assert select_promotions(records, top_k=2) == []
+
+
+def test_the_same_configuration_counts_once() -> None:
+    twin_a, twin_b, other = _short(0, 0.9, 1e-4), _short(1, 0.9, 1e-4), _short(2, 0.8, 2e-4)
+    picks = select_promotions([twin_a, twin_b, other], top_k=2)
+    assert [p.source.number for p in picks] == [0, 2]
+    assert select_promotions([twin_a, twin_b, other, _full(3, twin_b)], top_k=1) == []
+
+
+def test_full_cost_estimate_scales_by_steps() -> None:
+    record = _short(0, 0.9, 1e-4)  # short: 10 + 100 steps, full: 40 + 400 steps
+    assert full_cost_estimate(record) == pytest.approx(20.0 * 440 / 110)

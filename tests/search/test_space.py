@@ -1,0 +1,166 @@
+"""Search spaces: parsing, refusal of malformed spaces (naming the key), conditions, binding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from orca_automl.errors import OrcaInputError
+from orca_automl.search import SearchSpace
+from tests.search.fakes import KNOWN_NAMES, SPACES, fake_toolkit
+
+TINY = yaml.safe_load((SPACES / "tiny.yaml").read_text())
+
+
+def _space(params: dict, **sections: object) -> SearchSpace:
+    return SearchSpace.from_dict({"params": params, **sections}, name="t", path=Path("t.yaml"),
+                                 known_names=KNOWN_NAMES)
+
+
+def _refusal(params: dict, **sections: object) -> str:
+    with pytest.raises(OrcaInputError) as info:
+        _space(params, **sections)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"refine.lrr": {"float": [1e-5, 1e-3]}}, ["params.refine.lrr", "unknown config key"]),
+        ({"refine.lr": {"float": [1e-3, 1e-5]}}, ["params.refine.lr", "above high"]),
+        ({"refine.lr": {"float": [0.0, 1e-3], "log": True}}, ["params.refine.lr", "log range"]),
+        ({"refine.lr": {"float": ["a", 1]}}, ["params.refine.lr", "not a number"]),
+        ({"refine.lr": [1e-5, 1e-3]}, ["params.refine.lr", "mapping"]),
+        ({"refine.lr": {"float": [1e-5, 1e-3], "int": [1, 2]}}, ["params.refine.lr", "exactly one"]),
+        ({"refine.lr": {"float": [1e-5, 1e-3], "logg": True}}, ["params.refine.lr", "'logg'"]),
+        ({"refine.steps": {"int": [10.5, 20]}}, ["params.refine.steps", "whole numbers"]),
+        ({"refine.optimizer": {"choices": ["adamw", "rmsprop"]}}, ["params.refine.optimizer", "rmsprop"]),
+        ({"refine.optimizer": {"choices": []}}, ["params.refine.optimizer", "non-empty"]),
+        ({"refine.batch_size": {"choices": [8, 8]}}, ["params.refine.batch_size", "repeat"]),
+        ({"refine.warmup": {"float": [0.0, 1.5]}}, ["params.refine.warmup", "1.5"]),
+        ({"model.backbone": {"choices": ["minilm", "gpt9"]}}, ["params.model.backbone", "gpt9"]),
+        ({"align.metric": {"choices": ["mmd", "cosine"]}}, ["params.align.metric", "cosine"]),
+        ({"model.backbone": {"int": [1, 2]}}, ["params.model.backbone", "choices"]),
+        (
+            {"align.steps": {"int": [10, 20], "unless": {"align.metric": "none"}}},
+            ["params.align.steps", "align.metric", "not a parameter declared above"],
+        ),
+        (
+            {"align.metric": {"choices": ["mmd", "none"]},
+             "align.steps": {"int": [10, 20], "unless": {"align.metric": "otdd"}}},
+            ["params.align.steps", "'otdd'", "not among the choices"],
+        ),
+        (
+            {"refine.lr": {"float": [1e-5, 1e-3]},
+             "align.steps": {"int": [10, 20], "when": {"refine.lr": 1e-4}}},
+            ["params.align.steps", "not a choices parameter"],
+        ),
+        (
+            {"model.embedder": {"choices": ["conv1d"]}, "model.backbone": {"choices": ["minilm"]}},
+            ["params.model.backbone", "above model.embedder"],
+        ),
+    ],
+)
+def test_malformed_params_are_refused_naming_the_key(params: dict, words: list[str]) -> None:
+    message = _refusal(params)
+    assert message.startswith("search space t: ")
+    for word in words:
+        assert word in message
+
+
+def test_malformed_sections_are_refused() -> None:
+    assert "unknown section 'parms'" in _refusal({"refine.lr": {"float": [1e-5, 1e-3]}}, parms={})
+    assert "base: unknown config key 'refine.stepz'" in _refusal(
+        {"refine.lr": {"float": [1e-5, 1e-3]}}, base={"refine": {"stepz": 3}})
+    assert "promotion.share" in _refusal({"refine.lr": {"float": [1e-5, 1e-3]}},
+                                         promotion={"share": 1.5})
+    with pytest.raises(OrcaInputError, match="params"):
+        SearchSpace.from_dict({"base": {}}, name="t", path=Path("t.yaml"), known_names={})
+
+
+def test_unknown_space_name_and_bad_yaml_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(OrcaInputError, match="unknown search space 'nope'.*cpu-small"):
+        SearchSpace.load("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("params: {refine.lr: [1, 2\n")
+    with pytest.raises(OrcaInputError, match=r"not valid YAML \(line"):
+        SearchSpace.load(str(bad))
+    with pytest.raises(OrcaInputError, match="does not exist"):
+        SearchSpace.load(str(tmp_path / "missing.yaml"))
+
+
+def test_hash_ignores_comments_but_not_content(tmp_path: Path) -> None:
+    text = (SPACES / "tiny.yaml").read_text()
+    (tmp_path / "a.yaml").write_text("# a comment\n" + text)
+    (tmp_path / "b.yaml").write_text(text.replace("[16, 32]", "[16, 64]"))
+    original = SearchSpace.load(str(SPACES / "tiny.yaml"), KNOWN_NAMES).sha256
+    assert SearchSpace.load(str(tmp_path / "a.yaml"), KNOWN_NAMES).sha256 == original
+    assert SearchSpace.load(str(tmp_path / "b.yaml"), KNOWN_NAMES).sha256 != original
+
+
+def test_conditional_parameters_appear_only_when_active() -> None:
+    space = SearchSpace.load(str(SPACES / "tiny.yaml"), KNOWN_NAMES).for_task(
+        "tabular", fake_toolkit().embedder_fits("tabular"))
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    seen_metrics, seen_embedders = set(), set()
+    for _ in range(40):
+        trial = study.ask()
+        overrides = space.sample(trial)
+        config = space.config(overrides, seed=3)
+        assert config.seed == 3
+        seen_metrics.add(overrides["align.metric"])
+        seen_embedders.add(overrides["model.embedder"])
+        has_align = {"align.steps", "align.lr"} <= set(trial.params)
+        assert has_align == (overrides["align.metric"] != "none")
+        assert ("model.embedder_args.target_seq_len" in trial.params) == (
+            overrides["model.embedder"] == "conv1d")
+        study.tell(trial, [0.5, 1.0])
+    assert seen_metrics == {"otdd_gaussian", "none"}
+    assert seen_embedders == {"conv1d", "tabular_linear"}  # patch_mlp does not take tabular data
+
+
+def test_binding_splits_the_embedder_per_backbone_and_drops_what_does_not_fit() -> None:
+    space = _space({
+        "model.backbone": {"choices": ["minilm", "efficientnet_lite0"]},
+        "model.embedder": {"choices": ["conv1d", "patch_tokens", "stem_conv"]},
+        "model.embedder_args.target_seq_len": {"choices": [16, 32],
+                                               "when": {"model.embedder": ["conv1d", "patch_tokens"]}},
+    })
+    image = space.for_task("2d", fake_toolkit().embedder_fits("2d"))
+    names = [p.name for p in image.params]
+    assert names[:3] == ["model.backbone", "model.embedder[minilm]", "model.embedder[efficientnet_lite0]"]
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=1))
+    pairs = set()
+    for _ in range(30):
+        overrides = image.sample(study.ask())
+        pairs.add((overrides["model.backbone"], overrides["model.embedder"]))
+        assert ("model.embedder_args.target_seq_len" in overrides) == (
+            overrides["model.embedder"] == "patch_tokens")
+    assert pairs == {("minilm", "patch_tokens"), ("efficientnet_lite0", "stem_conv")}
+    series = space.for_task("1d", fake_toolkit().embedder_fits("1d"))
+    assert [getattr(p.distribution, "choices", None) for p in series.params[:2]] == [
+        ("minilm",), ("conv1d",)]
+    with pytest.raises(OrcaInputError, match="takes a tabular task"):
+        _space({"model.embedder": {"choices": ["stem_conv"]}}).for_task(
+            "tabular", fake_toolkit().embedder_fits("tabular"))
+
+
+@pytest.mark.parametrize("name", ["default", "cpu-small"])
+@pytest.mark.parametrize("modality", ["1d", "2d", "tabular"])
+def test_shipped_spaces_validate_against_the_real_registries(name: str, modality: str) -> None:
+    from orca_automl.search import cycle_toolkit
+
+    toolkit = cycle_toolkit()
+    space = SearchSpace.load(name, toolkit.known_names()).for_task(modality, toolkit.embedder_fits(modality))
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(10):
+        config = space.config(space.sample(study.ask()), seed=0)
+        assert config.model.backbone in toolkit.known_names()["model.backbone"]
