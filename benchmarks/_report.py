@@ -26,6 +26,7 @@ def header(title: str) -> str:
         f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "",
+        "",
     ])
 
 

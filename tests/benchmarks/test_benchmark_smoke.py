@@ -1,0 +1,55 @@
+"""Every benchmark script runs end to end with --smoke and writes its table as .md and .csv."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DISTANCE_COLUMNS = [
+    "n per side", "metric", "outer", "fit_source s", "forward s", "fwd+bwd s", "peak MB",
+    "floor s", "fwd+bwd / floor", "value", "ref. s", "ref. peak MB", "ref. / ours (forward)",
+    "ref. value", "rel. diff", "ref. Sinkhorn capped",
+]
+ABLATION_COLUMNS = [
+    "task", "metric", "align + refine", "refine only (no alignment)",
+    "random body (align + refine)", "1-NN Euclidean", "s / run (align + refine)",
+]
+ORCHESTRATION_COLUMNS = [
+    "run", "workers", "trials (short + full)", "wall s", "startup s", "shutdown s",
+    "in-process s / trial", "ask->tell s / trial", "device s / trial", "overhead s / trial",
+    "overhead %", "tell->next ask s", "trials / min", "throughput vs 1 worker",
+    "peak RSS sum GB", "peak PSS sum GB",
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "extra", "columns", "n_rows"),
+    [
+        pytest.param("distance_speed", [], DISTANCE_COLUMNS, 6, id="distance_speed"),
+        pytest.param("ablation", ["--tasks", "gunpoint", "--seeds", "0"], ABLATION_COLUMNS, 1,
+                     id="ablation"),
+        pytest.param("orchestration_overhead", [], ORCHESTRATION_COLUMNS, 3,
+                     id="orchestration_overhead", marks=pytest.mark.integration),
+    ],
+)
+def test_smoke_run_writes_markdown_and_csv(
+    tmp_path: Path, script: str, extra: list[str], columns: list[str], n_rows: int
+) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--smoke",
+         "--out", str(tmp_path), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    with open(tmp_path / f"{script}.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and list(rows[0]) == columns
+    assert len(rows) == n_rows
+    markdown = (tmp_path / f"{script}.md").read_text()
+    assert markdown.startswith("# ") and "| " + " | ".join(columns) + " |" in markdown
