@@ -24,6 +24,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, width-32 BERT with a word-level vocabulary from Python's docs."""
     from pydoc_data.topics import topics
+
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder = tmp_path_factory.mktemp("tiny-bert")

@@ -1,7 +1,7 @@
 """Embedders for sequence (text) backbones: 1D series, tabular rows and 2D grids as tokens.
 
-Every one ends in a LayerNorm whose weight starts at `token_norm / sqrt(width)`, so the
-embedded vectors have the norm of the backbone's own word embeddings (~1 for MiniLM).
+Every one ends in a LayerNorm scaled by `token_norm / sqrt(width)`, so the embedded vectors
+have the norm of the backbone's own word embeddings (~1 for MiniLM).
 A fresh LayerNorm would output norm sqrt(width) (~20), drowning the pretrained position
 signal; that scale mismatch was the cause of the underfitting our prototype saw.
 """
@@ -18,10 +18,21 @@ from orca_automl.embedders._base import Embedder, TokenLayout
 from orca_automl.errors import OrcaInputError
 
 
-def _scaled_norm(width: int, token_norm: float) -> nn.LayerNorm:
-    norm = nn.LayerNorm(width)
-    nn.init.constant_(norm.weight, token_norm / math.sqrt(width))
-    return norm
+class ScaledLayerNorm(nn.Module):
+    """LayerNorm (weight 1, bias 0) times a constant: output norm `token_norm` at init.
+
+    The constant is a buffer, not the LayerNorm's weight: Adam moves every parameter by about
+    its learning rate per step, so a weight initialised at 1/sqrt(width) ~ 0.05 would be
+    rescaled wholesale by a few alignment steps at lr 1e-2, destroying the scale it sets.
+    """
+
+    def __init__(self, width: int, token_norm: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.register_buffer("scale", torch.tensor(token_norm / math.sqrt(width)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) * self.scale
 
 
 def patch_size(length: int, target_seq_len: int, max_positions: int) -> int:
@@ -64,7 +75,7 @@ class Conv1dEmbedder(_Patch1d):
     ) -> None:
         super().__init__(channels, length, patch_size(length, target_seq_len, max_positions))
         self.conv = nn.Conv1d(channels, width, kernel_size=self.patch, stride=self.patch)
-        self.norm = _scaled_norm(width, token_norm)
+        self.norm = ScaledLayerNorm(width, token_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(self._pad(x)).transpose(1, 2))
@@ -85,7 +96,7 @@ class PatchMLPEmbedder(_Patch1d):
         self.mlp = nn.Sequential(
             nn.Linear(channels * self.patch, hidden), nn.GELU(), nn.Linear(hidden, width)
         )
-        self.norm = _scaled_norm(width, token_norm)
+        self.norm = ScaledLayerNorm(width, token_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._pad(x)
@@ -110,7 +121,7 @@ class TabularEmbedder(Embedder):
             )
         self.weight = nn.Parameter(torch.randn(features, width) / math.sqrt(width))
         self.bias = nn.Parameter(torch.randn(features, width) / math.sqrt(width))
-        self.norm = _scaled_norm(width, token_norm)
+        self.norm = ScaledLayerNorm(width, token_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x.unsqueeze(-1) * self.weight + self.bias)
@@ -135,7 +146,7 @@ class PatchTokensEmbedder(Embedder):
         self.grid = (math.ceil(height / p), math.ceil(width_px / p))
         self.layout = TokenLayout("2d", patch=p, height=height, width=width_px)
         self.conv = nn.Conv2d(channels, width, kernel_size=p, stride=p)
-        self.norm = _scaled_norm(width, token_norm)
+        self.norm = ScaledLayerNorm(width, token_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gh, gw = self.grid

@@ -13,9 +13,9 @@ from orca_automl.tasks._builtin import resample_series
 
 # name: task type, modality, input shape, outputs, train + val rows, test rows, val share
 EXPECTED: dict[str, tuple[str, str, tuple[int, ...], int, int, int, float]] = {
-    "gunpoint": ("classification", "1d", (1, 150), 2, 50, 150, 0.3),
-    "italy_power_demand": ("classification", "1d", (1, 24), 2, 67, 1029, 0.3),
-    "basic_motions": ("classification", "1d", (6, 100), 4, 40, 40, 0.3),
+    "gunpoint": ("classification", "1d", (1, 150), 2, 50, 150, 0.2),
+    "italy_power_demand": ("classification", "1d", (1, 24), 2, 67, 1029, 0.2),
+    "basic_motions": ("classification", "1d", (6, 100), 4, 40, 40, 0.2),
     "japanese_vowels": ("classification", "1d", (12, 26), 9, 270, 370, 0.2),
     "tecator": ("regression", "1d", (1, 100), 1, 150, 43, 0.2),  # 22 repeats dropped
     "digits": ("classification", "2d", (1, 8, 8), 10, 1258, 539, 0.2),
