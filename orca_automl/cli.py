@@ -121,15 +121,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"checkpoint: {result.selection} (step {result.selected_step} of {result.refine_steps})")
     print(f"validation {result.metric_name}: {result.val_metric:.4f}")
     print(f"test {test['metric']}: {test['value']:.4f}")
-    scores = {
-        "val": {"metric": result.metric_name, "value": result.val_metric},
-        "test": {"metric": test["metric"], "value": test["value"]},
-        "initial_align_loss": result.initial_align_loss,
-        "final_align_loss": result.final_align_loss,
-        "gflops_per_sample": result.cost,
-        "train_seconds": result.device_seconds,
-    }
-    save_model(result.model, task, config, output, scores=scores, notes=result.notes)
+    save_model(result.model, task, config, output, scores=result.scores(test), notes=result.notes)
     print(f"saved model: {output}  ({result.device_seconds:.0f} s, {result.cost:.3f} GFLOPs/sample)")
     return 0
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +62,11 @@ class Backbone(nn.Module, ABC):
     @abstractmethod
     def out_features(self) -> int:
         """Width of the body's output tokens or channels (what the head reads)."""
+
+    @abstractmethod
+    def save_architecture(self, folder: Path) -> dict[str, Any]:
+        """Write what rebuilding this architecture needs (no weights, no hub) and return the
+        backbone_args that rebuild it from there."""
 
     def notes(self) -> list[str]:
         """Caveats that every result touching this backbone must carry."""

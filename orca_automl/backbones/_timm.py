@@ -92,7 +92,7 @@ class TimmBackbone(Backbone):
                     f"checkpoint does not fit {name!r}: {len(body_missing)} body weights missing "
                     f"(e.g. {body_missing[0]}); give weights of this architecture"
                 )
-        cfg: dict[str, Any] = dict(model.pretrained_cfg)
+        cfg: dict[str, Any] = dict(model.pretrained_cfg)  # type: ignore[arg-type]
         self.first_conv_path = str(cfg["first_conv"])
         stem = _get_module(model, self.first_conv_path)
         if not isinstance(stem, nn.Conv2d):

@@ -46,6 +46,17 @@ class CycleResult:
     val_history: list[tuple[int, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def scores(self, test: dict[str, float | str]) -> dict[str, object]:
+        """What a saved model folder records about this run, given its test evaluation."""
+        return {
+            "val": {"metric": self.metric_name, "value": self.val_metric},
+            "test": {"metric": test["metric"], "value": test["value"]},
+            "initial_align_loss": self.initial_align_loss,
+            "final_align_loss": self.final_align_loss,
+            "gflops_per_sample": self.cost,
+            "train_seconds": self.device_seconds,
+        }
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)

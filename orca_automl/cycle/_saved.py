@@ -35,7 +35,7 @@ def save_model(
     task: Task,
     config: OrcaConfig,
     directory: str | Path,
-    scores: dict[str, Any] | None = None,
+    scores: dict[str, object] | None = None,
     notes: list[str] | None = None,
 ) -> Path:
     """Write the model folder at `directory` (replacing an older one atomically)."""

@@ -135,16 +135,9 @@ class CycleRunner:
         archive, test = None, None
         if request.stage == "full" and result.stopped is None:
             test = evaluate(result.model, task, "test")
-            scores = {
-                "val": {"metric": result.metric_name, "value": result.val_metric},
-                "test": {"metric": test["metric"], "value": test["value"]},
-                "final_align_loss": result.final_align_loss,
-                "gflops_per_sample": result.cost,
-                "train_seconds": result.device_seconds,
-            }
             with tempfile.TemporaryDirectory(prefix="orca-winner-") as tmp:
                 folder = save_model(result.model, task, config, Path(tmp) / "model",
-                                    scores=scores, notes=result.notes)
+                                    scores=result.scores(test), notes=result.notes)
                 archive = pack_folder(folder)
         return RunReport(
             val_score=result.val_score,
