@@ -157,7 +157,7 @@ def test_the_real_cycle_through_ray_on_a_tiny_model(tmp_path: Path, tiny_bert_di
     toolkit = dataclasses.replace(cycle_toolkit(), load_task=lambda spec, seed: task)
     db = tmp_path / "study.db"
     out = io.StringIO()
-    parsed = args(task="toy", budget="40s", workers=2, storage=f"sqlite:///{db}", search_space=str(space))
+    parsed = args(task="toy", budget="80s", workers=2, storage=f"sqlite:///{db}", search_space=str(space))
     assert search(parsed, toolkit, out=out, progress=Progress(io.StringIO())) == 0
     records = _records(db, "toy-classification")
     assert not any(r.state in (TrialState.FAIL, TrialState.RUNNING) for r in records), [r.error for r in records]
