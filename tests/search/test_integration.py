@@ -144,7 +144,7 @@ def test_the_real_cycle_through_ray_on_a_tiny_model(tmp_path: Path, tiny_bert_di
             "align": {"source_samples": 200, "batch_size": 32},
             "refine": {"steps": 40, "batch_size": 8, "eval_every": 10, "new_lr": 3e-3},
         },
-        "promotion": {"top_k": 1, "share": 0.3},
+        "promotion": {"top_k": 1, "share": 0.5},
         "params": {
             "model.embedder": {"choices": ["conv1d", "patch_mlp"]},
             "model.embedder_args.target_seq_len": {"choices": [4, 8]},
@@ -157,7 +157,9 @@ def test_the_real_cycle_through_ray_on_a_tiny_model(tmp_path: Path, tiny_bert_di
     toolkit = dataclasses.replace(cycle_toolkit(), load_task=lambda spec, seed: task)
     db = tmp_path / "study.db"
     out = io.StringIO()
-    parsed = args(task="toy", budget="80s", workers=2, storage=f"sqlite:///{db}", search_space=str(space))
+    # One worker: a trial in flight can overrun the short-trial share by one trial only, so the
+    # promotion reserve survives a loaded machine (two workers are covered by the fake-runner test).
+    parsed = args(task="toy", budget="90s", workers=1, storage=f"sqlite:///{db}", search_space=str(space))
     assert search(parsed, toolkit, out=out, progress=Progress(io.StringIO())) == 0
     records = _records(db, "toy-classification")
     assert not any(r.state in (TrialState.FAIL, TrialState.RUNNING) for r in records), [r.error for r in records]
