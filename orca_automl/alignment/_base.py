@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from orca_automl.alignment._common import check_batch
+
 
 class AlignmentMetric(ABC):
     """A differentiable distance between labelled source and target feature clouds."""
@@ -30,3 +32,15 @@ class AlignmentMetric(ABC):
 
         Returns a scalar tensor; gradients flow into `features` only.
         """
+
+
+class SeededMetric(AlignmentMetric):
+    """A metric that draws random pairings or directions per call from a stream seeded at
+    `fit_source`, so every align stage is reproducible. Subclasses declare `seed`."""
+
+    seed: int
+
+    def fit_source(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        check_batch(features, labels)
+        super().fit_source(features, labels)
+        self.generator_ = torch.Generator().manual_seed(self.seed)

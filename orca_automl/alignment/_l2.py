@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
-from orca_automl.alignment._base import AlignmentMetric
+from orca_automl.alignment._base import SeededMetric
 from orca_automl.alignment._common import check_batch, check_integer
 from orca_automl.alignment._registry import ALIGNMENT_METRICS
 
 
 @ALIGNMENT_METRICS.register("l2")
 @dataclass(eq=False)
-class PairedL2(AlignmentMetric):
+class PairedL2(SeededMetric):
     """Mean squared distance between target samples and randomly paired source samples.
 
     Args:
@@ -31,11 +31,6 @@ class PairedL2(AlignmentMetric):
 
     def __post_init__(self) -> None:
         check_integer("l2", "seed", self.seed, minimum=0)
-
-    def fit_source(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        check_batch(features, labels)
-        super().fit_source(features, labels)
-        self.generator_ = torch.Generator().manual_seed(self.seed)
 
     def __call__(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_batch(features, labels, self.source_features_.shape[1])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from orca_automl.alignment._base import AlignmentMetric
+from orca_automl.alignment._base import SeededMetric
 from orca_automl.alignment._common import check_batch, check_integer
 from orca_automl.alignment._registry import ALIGNMENT_METRICS
 
@@ -36,7 +36,7 @@ def wasserstein_1d_squared(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 @ALIGNMENT_METRICS.register("sliced_wasserstein")
 @dataclass(eq=False)
-class SlicedWasserstein(AlignmentMetric):
+class SlicedWasserstein(SeededMetric):
     """Squared sliced Wasserstein-2 distance between source and target features.
 
     Args:
@@ -50,11 +50,6 @@ class SlicedWasserstein(AlignmentMetric):
     def __post_init__(self) -> None:
         check_integer("sliced_wasserstein", "n_projections", self.n_projections, minimum=1)
         check_integer("sliced_wasserstein", "seed", self.seed, minimum=0)
-
-    def fit_source(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        check_batch(features, labels)
-        super().fit_source(features, labels)
-        self.generator_ = torch.Generator().manual_seed(self.seed)
 
     def __call__(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_batch(features, labels, self.source_features_.shape[1])
