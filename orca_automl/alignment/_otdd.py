@@ -13,6 +13,8 @@ Outer problem:
   debiasing to give 0 at S = T) and the cached source term stays valid. The loss is
   <P, C(features)> with P computed without gradient: by the envelope theorem its gradient is
   that of the entropic objective, with no backpropagation through the iterations.
+  When no gradient is wanted (no_grad, as for alignment curves and the pruner's signal), <P, C>
+  is read from the kernel in one elementwise pass and the transport matmuls are skipped.
 - "exact": <P, C> with P the exact plan (POT network simplex; for tests and small problems).
   The exact self-transport cost is 0, so no debiasing term is needed.
 """
@@ -37,6 +39,7 @@ from orca_automl.alignment._label_distances import (
 from orca_automl.alignment._registry import ALIGNMENT_METRICS
 from orca_automl.alignment._transport import (
     ScaledPlan,
+    exact_cost,
     exact_plan,
     sinkhorn,
     symmetric_sinkhorn,
@@ -117,7 +120,7 @@ class _OTDD(AlignmentMetric, Generic[ClassStats]):
             )
         self.epsilon_ = self.reg * scale
         plan = symmetric_sinkhorn(cost.mul_(-1.0 / self.epsilon_), self.max_iter, self.tol)
-        self.source_self_term_ = _transport_cost(plan, self.source_left_, right)
+        self.source_self_term_ = plan.linear_cost(self.epsilon_)
 
     def __call__(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_batch(features, labels, self.source_features_.shape[1])
@@ -126,9 +129,15 @@ class _OTDD(AlignmentMetric, Generic[ClassStats]):
         with torch.no_grad():
             stats = self._class_stats(features.detach(), index, len(classes))
             cross_labels = self._label_distances(self.source_stats_, stats)
+        # Value only (no_grad, or features that need no gradient): plans are read in one
+        # elementwise pass and the n x m x d transport matmuls are skipped.
+        value_only = not (torch.is_grad_enabled() and features.requires_grad)
         centred = features - self.center_.to(features)
         right = self._right_factor(centred, index, cross_labels)
         if self.outer == "exact":
+            if value_only:
+                cost = (source_left @ right.T).double().cpu().numpy()
+                return features.new_tensor(exact_cost(cost))
             plan = exact_plan(source_left @ right.detach().T)
             return _transport_cost(plan, source_left, right)
         # Each plan's kernel (n x m floats) is released before the next one is built.
@@ -136,7 +145,10 @@ class _OTDD(AlignmentMetric, Generic[ClassStats]):
         cross_plan = sinkhorn(
             lambda: source_left @ (right.detach() * logit_scale).T, self.max_iter, self.tol
         )
-        cross_term = _transport_cost(cross_plan, source_left, right)
+        if value_only:
+            cross_term = cross_plan.linear_cost(self.epsilon_)
+        else:
+            cross_term = _transport_cost(cross_plan, source_left, right)
         del cross_plan
         with torch.no_grad():
             target_labels = self._label_distances(stats, None)
@@ -145,7 +157,10 @@ class _OTDD(AlignmentMetric, Generic[ClassStats]):
         self_plan = symmetric_sinkhorn(
             left @ (self_right.detach() * logit_scale).T, self.max_iter, self.tol
         )
-        target_term = _symmetric_transport_cost(self_plan, left, self_right)
+        if value_only:
+            target_term = self_plan.linear_cost(self.epsilon_)
+        else:
+            target_term = _symmetric_transport_cost(self_plan, left, self_right)
         return cross_term - 0.5 * target_term - 0.5 * self.source_self_term_.to(features)
 
     def _right_factor(

@@ -234,3 +234,25 @@ def test_subsampled_classes_are_reproducible(clouds: Clouds) -> None:
     exact.fit_source(xs, ys)
     assert full(xt, yt).item() == pytest.approx(exact(xt, yt).item(), rel=1e-6)
     assert small(xt, yt).item() != pytest.approx(exact(xt, yt).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["otdd_exact", "otdd_gaussian"])
+@pytest.mark.parametrize(
+    ("outer", "reg", "shift"),
+    [("sinkhorn", 0.1, 0.5), ("sinkhorn", 0.01, 3.0), ("exact", 0.1, 0.5)],
+)
+def test_value_only_path_equals_the_differentiable_one(
+    clouds: Clouds, name: str, outer: str, reg: float, shift: float
+) -> None:
+    """Under no_grad <P, C> is read from the kernel; with a gradient, through the transport
+    matmul. Both read the same plans (reg 0.01 at shift 3 also takes the log-domain solver)."""
+    xs, ys = clouds(40, 6, 3, seed=11)
+    xt, yt = clouds(32, 6, 3, shift=shift, seed=12)
+    metric = create_metric(name, outer=outer, reg=reg, tol=1e-8, max_iter=20_000)
+    metric.fit_source(xs, ys)
+    target = xt.double().requires_grad_()
+    with_graph = metric(target, yt)
+    with torch.no_grad():
+        value_only = metric(target, yt)
+    assert with_graph.requires_grad and not value_only.requires_grad
+    assert value_only.item() == pytest.approx(with_graph.item(), rel=1e-9)
