@@ -15,31 +15,18 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-from _report import write_report  # benchmarks/ is on sys.path when run as a script
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from _baselines import one_nn  # benchmarks/ is on sys.path when run as a script
+from _report import write_report
 
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle import evaluate, run_cycle
-from orca_automl.tasks import Task, load_task, metric_for
+from orca_automl.tasks import load_task
 
 VARIANTS = {
     "align + refine": {},
     "refine only (no alignment)": {"align.metric": "none"},
     "random body (align + refine)": {"model.pretrained": False},
 }
-
-
-def one_nn(task: Task) -> float:
-    """1-NN Euclidean test metric on the normalised, flattened inputs."""
-    X_tr = task.train.X.reshape(len(task.train), -1)
-    X_te = task.test.X.reshape(len(task.test), -1)
-    if task.task_type == "classification":
-        pred = KNeighborsClassifier(1).fit(X_tr, task.train.y).predict(X_te)
-        return float((pred == task.test.y).mean())
-    y = task.train.y.reshape(len(task.train), -1)
-    pred = KNeighborsRegressor(1).fit(X_tr, y).predict(X_te).reshape(task.test.y.shape)
-    return metric_for(task.task_type)(task.test.y, pred.astype(np.float32))
 
 
 def summary(values: list[float]) -> str:

@@ -24,6 +24,7 @@ from orca_automl.search._budget import Budget, BudgetLedger, format_seconds, par
 from orca_automl.search._executor import ExecutionPlan, Executor, check_resources, ray_execution
 from orca_automl.search._loop import LoopSettings, SearchLoop
 from orca_automl.search._progress import Progress, winners_table
+from orca_automl.search._pruning import PRUNING_MODES, pruners
 from orca_automl.search._runner import Toolkit, TrialRunner, cycle_toolkit
 from orca_automl.search._space import SearchSpace
 from orca_automl.search._storage import (
@@ -110,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="configurations promoted to full training, ranked by short validation "
                         "score, ties to the lower cost (default: the space's promotion.top_k), "
                         "e.g. --top-k 3")
+    p.add_argument("--sampler", choices=SAMPLERS, default="tpe",
+                   help="how configurations are drawn: tpe (Optuna's multi-objective TPE, "
+                        "default) or random, e.g. --sampler random")
+    p.add_argument("--pruning", choices=list(PRUNING_MODES), default="all",
+                   help="all: prune on the self-calibrated alignment loss before refine and by "
+                        "median stopping during refine (default); refine: median stopping only; "
+                        "off: run every short trial to the end. The alignment evidence is "
+                        "recorded in every mode, e.g. --pruning off")
     p.add_argument("--new-study", action="store_true",
                    help="when the study exists for other data or another space, start a new one "
                         "named <study>-2, -3, ... in the same storage instead of refusing")
@@ -157,7 +166,7 @@ def search(
     print(f"  search space {c.space.name} ({c.space.path}), budget {c.budget.text} "
           f"({format_seconds(c.budget.seconds)} device time), {args.workers} worker(s)", file=out)
     with execution(c.plan, toolkit.runner, c.task) as executor:
-        handle = StudyHandle.open(c.url, c.study_name, _sampler(args.seed), {
+        handle = StudyHandle.open(c.url, c.study_name, _sampler(args.sampler, args.seed), {
             "task": c.task.name,
             "task_fingerprint": c.fingerprint,
             "search_space": {"name": c.space.name, "path": str(c.space.path.resolve()),
@@ -166,7 +175,7 @@ def search(
         })
         interrupted = reconcile_interrupted(handle, c.previous_heartbeat)
         session = begin_session(handle, c.budget)
-        handle.study.sampler = _sampler(args.seed + len(handle.records()))
+        handle.study.sampler = _sampler(args.sampler, args.seed + len(handle.records()))
         if interrupted or session.resumed:
             print(f"  resumed: {len(interrupted)} interrupted trial(s) marked FAIL (retried first), "
                   f"{format_seconds(session.spent)} of this budget already spent", file=out)
@@ -182,6 +191,7 @@ def search(
                 winners_dir=c.folder / "winners",
             ),
             progress or Progress(),
+            *pruners(args.pruning),
         )
         records = loop.run()
         end_session(handle, session)
@@ -243,8 +253,14 @@ def _check_input(args: argparse.Namespace, toolkit: Toolkit) -> _Checked:
     )
 
 
-def _sampler(seed: int) -> optuna.samplers.BaseSampler:
-    """Multi-objective TPE; reseeded per session so a rerun does not replay the same draws."""
+SAMPLERS = ("tpe", "random")
+
+
+def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """Multi-objective TPE or random search; reseeded per session so a rerun does not replay
+    the same draws."""
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed)

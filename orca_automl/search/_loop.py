@@ -288,13 +288,14 @@ class SearchLoop:
         self.evidence = self.align_pruner.evidence(self.records)
         self.handle.set_attr("device_seconds_spent", total_spent(self.records))
         self.handle.set_attr("pruning_evidence", {
-            "alignment_rule": ALIGN_RULE_TEXT,
+            "alignment_rule": ALIGN_RULE_TEXT if self.align_pruner.enabled else "off",
             "min_trials": self.align_pruner.min_trials,
             "alpha": self.align_pruner.alpha,
             "max_fraction": self.align_pruner.max_fraction,
             "groups": {g: _json_safe(e.to_attr()) for g, e in self.evidence.items()},
-            "refine_rule": f"median stopping after {self.refine_pruner.min_trials} finished "
-                           f"trials, from {self.refine_pruner.start_fraction:.0%} of refine steps",
+            "refine_rule": (f"median stopping after {self.refine_pruner.min_trials} finished "
+                            f"trials, from {self.refine_pruner.start_fraction:.0%} of refine steps")
+                           if self.refine_pruner.enabled else "off",
         })
 
     # ------------------------------------------------------------------ helpers

@@ -102,16 +102,18 @@ class AlignLossPruner:
         max_fraction: fraction pruned at perfect correlation (|rho| = 1).
         guard_top: the best `guard_top` fraction of a group (by score, at least its best
             trial) is never out-aligned by the threshold: losses those winners had are kept.
+        enabled: False keeps collecting the evidence (recorded on the study) but prunes nothing.
     """
 
     def __init__(
         self, min_trials: int = 5, alpha: float = 0.1, max_fraction: float = 0.5,
-        guard_top: float = 0.25,
+        guard_top: float = 0.25, enabled: bool = True,
     ) -> None:
         self.min_trials = min_trials
         self.alpha = alpha
         self.max_fraction = max_fraction
         self.guard_top = guard_top
+        self.enabled = enabled
 
     def evidence(self, records: Iterable[TrialRecord]) -> dict[str, AlignmentEvidence]:
         """Evidence per alignment group, from COMPLETE short trials with both numbers."""
@@ -130,6 +132,8 @@ class AlignLossPruner:
         self, config: Mapping[str, Any], evidence: Mapping[str, AlignmentEvidence]
     ) -> AlignPruneRule | None:
         """The rule for a trial about to start, or None when the evidence allows no pruning."""
+        if not self.enabled:
+            return None
         group = alignment_group(config)
         found = evidence.get(group) if group is not None else None
         if found is None or found.loss_threshold is None:
@@ -190,13 +194,19 @@ class RefineMedianPruner:
         min_trials: finished curves needed at a step before anything is stopped there.
         start_fraction: no stopping before this fraction of the refine steps (early scores
             are noise).
+        enabled: False stops nothing.
     """
 
-    def __init__(self, min_trials: int = 4, start_fraction: float = 0.3) -> None:
+    def __init__(
+        self, min_trials: int = 4, start_fraction: float = 0.3, enabled: bool = True
+    ) -> None:
         self.min_trials = min_trials
         self.start_fraction = start_fraction
+        self.enabled = enabled
 
     def rule(self, refine_steps: int, records: Iterable[TrialRecord]) -> RefinePruneRule | None:
+        if not self.enabled:
+            return None
         finished = (r for r in records if r.stage == "short" and r.state == TrialState.COMPLETE)
         curves = tuple(
             c for c in (tuple(sorted((s, v) for s, v in r.val_curve if math.isfinite(v))) for r in finished)
@@ -238,3 +248,17 @@ class TrialMonitor:
 
 def _clean(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+#: `--pruning` modes: which of the two rules run (evidence is recorded in every mode).
+PRUNING_MODES = {
+    "all": (True, True),  # alignment loss before refine, median stopping during refine
+    "refine": (False, True),  # median stopping only
+    "off": (False, False),
+}
+
+
+def pruners(mode: str) -> tuple[AlignLossPruner, RefineMedianPruner]:
+    """The two pruners of a `--pruning` mode."""
+    align_on, refine_on = PRUNING_MODES[mode]
+    return AlignLossPruner(enabled=align_on), RefineMedianPruner(enabled=refine_on)

@@ -1,0 +1,162 @@
+"""Does a budgeted orca-search beat what users would otherwise do? Test scores per task.
+
+For each task and seed, on the same splits: the winner of `orca-search --budget B` (the fully
+trained trial with the best validation score; its test score as the search recorded it),
+ORCA's default configuration without search (align + refine), refine without alignment, the
+same architecture from random weights, the classical method of the field (MiniRocket for time
+series, a tuned RBF SVM for images, tuned HistGradientBoosting for tables; see _baselines.py)
+and 1-NN. Mean and spread over seeds.
+
+    python benchmarks/quality.py --budget 15cpu-minutes --seeds 0 1 2
+    python benchmarks/quality.py --tasks gunpoint --seeds 0 --smoke     # tiny, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from _baselines import classical, one_nn  # benchmarks/ is on sys.path when run as a script
+from _report import write_report
+from _searching import run_search
+
+from orca_automl.config import OrcaConfig
+from orca_automl.cycle import evaluate, run_cycle
+from orca_automl.tasks import load_task
+
+#: The tasks of the table and the kind of data each stands for.
+TASKS = {
+    "gunpoint": "1D, 1 channel",
+    "italy_power_demand": "1D, 1 channel",
+    "basic_motions": "1D, 6 channels",
+    "digits": "2D image",
+    "breast_cancer": "tabular",
+    "diabetes": "tabular regression",
+}
+
+#: ORCA without search, and its two controls (overrides of the default OrcaConfig).
+VARIANTS = {
+    "ORCA default": {},
+    "no alignment": {"align.metric": "none"},
+    "random body": {"model.pretrained": False},
+}
+
+SMOKE_OVERRIDES = {"align.steps": 2, "refine.steps": 4, "refine.eval_every": 2,
+                   "align.source_samples": 100}
+
+#: A search space of tiny schedules so that --smoke finishes in about a minute.
+SMOKE_SPACE = """\
+description: benchmark smoke run, tiny schedules
+base:
+  short_fraction: 0.5
+  align: {steps: 2, batch_size: 32, source_samples: 100}
+  refine: {steps: 8, eval_every: 4, batch_size: 8}
+promotion: {top_k: 1, share: 0.5}
+params:
+  model.backbone: {choices: [minilm, efficientnet_lite0]}
+  model.embedder: {choices: [conv1d, patch_mlp, tabular_linear, stem_conv, conv_adapter]}
+  align.metric: {choices: [otdd_gaussian, none]}
+  refine.lr: {float: [1.0e-5, 1.0e-4], log: true}
+"""
+
+
+def summary(values: list[float]) -> str:
+    """'mean ± std' over seeds ('-' when nothing was measured)."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", default="15cpu-minutes", help="orca-search budget per task and seed")
+    parser.add_argument("--workers", type=int, default=2, help="orca-search --workers")
+    parser.add_argument("--neural-seeds", type=int, default=None, metavar="N",
+                        help="run the search and ORCA's variants on the first N seeds only (the "
+                             "baselines run on every seed); default: all")
+    parser.add_argument("--smoke", action="store_true", help="tiny schedules (checks the script runs)")
+    parser.add_argument("--out", default=None, help="output folder (default docs/benchmarks)")
+    args = parser.parse_args()
+    neural_seeds = args.seeds[: args.neural_seeds] if args.neural_seeds else args.seeds
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        space = None
+        if args.smoke:
+            space = Path(scratch) / "smoke.yaml"
+            space.write_text(SMOKE_SPACE)
+        for name in args.tasks:
+            scores: dict[str, list[float]] = {k: [] for k in ("search", *VARIANTS, "classical", "1-NN")}
+            explored, configs, seconds = [], [], []
+            method, metric = "", ""
+            for seed in args.seeds:
+                task = load_task(name, seed=seed)
+                method, value = classical(task, seed)
+                scores["classical"].append(value)
+                scores["1-NN"].append(one_nn(task))
+                print(f"{name} seed {seed}: {method} {value:.4f}, 1-NN {scores['1-NN'][-1]:.4f}",
+                      flush=True)
+                if seed not in neural_seeds:
+                    continue
+                start = time.perf_counter()
+                run = run_search(name, "40s" if args.smoke else args.budget, seed,
+                                 Path(scratch) / f"{name}-{seed}", workers=args.workers,
+                                 search_space=str(space) if space else None)
+                if run.winner_test is not None:
+                    scores["search"].append(run.winner_test)
+                explored.append(f"{run.count('short')}+{run.count('full')}")
+                configs.append(run.winner_config)
+                print(f"{name} seed {seed}: search winner test {run.winner_test} "
+                      f"({time.perf_counter() - start:.0f} s, {explored[-1]} trials): {configs[-1]}",
+                      flush=True)
+                for variant, overrides in VARIANTS.items():
+                    cfg = OrcaConfig().with_overrides({**overrides, "seed": seed})
+                    if args.smoke:
+                        cfg = cfg.with_overrides(SMOKE_OVERRIDES)
+                    start = time.perf_counter()
+                    test = evaluate(run_cycle(task, cfg).model, task, "test")
+                    metric = str(test["metric"])
+                    scores[variant].append(float(test["value"]))
+                    if variant == "ORCA default":
+                        seconds.append(time.perf_counter() - start)
+                    print(f"{name} seed {seed} {variant}: test {metric} {test['value']:.4f} "
+                          f"({time.perf_counter() - start:.0f} s)", flush=True)
+            row: dict[str, object] = {"task": name, "data": TASKS[name], "metric": metric}
+            row[f"orca-search winner ({'40s' if args.smoke else args.budget})"] = summary(scores["search"])
+            row.update({v: summary(scores[v]) for v in VARIANTS})
+            row["classical method"] = method
+            row["classical"] = summary(scores["classical"])
+            row["1-NN"] = summary(scores["1-NN"])
+            row["neural seeds"] = len(neural_seeds)
+            row["trials (short+full)"] = ", ".join(explored)
+            row["s / default run"] = f"{statistics.mean(seconds):.0f}" if seconds else "-"
+            row["winning configuration (seed " + str(neural_seeds[0]) + ")"] = configs[0] if configs else "-"
+            rows.append(row)
+            report(rows, args, neural_seeds)  # after every task: a long run keeps what it measured
+
+
+def report(rows: list[dict[str, object]], args: argparse.Namespace, neural_seeds: list[int]) -> None:
+    write_report(
+        "quality",
+        "Test scores: orca-search winner vs ORCA without search, its controls, and classical methods",
+        rows,
+        notes=f"Seeds: {args.seeds} (search and ORCA variants on seeds {neural_seeds}; each seed "
+        "re-draws the validation split and every initialisation; test sets are fixed). orca-search: "
+        f"cpu-small space, {args.workers} workers, TPE sampler, alignment + median pruning, "
+        "top-2 promotion. ORCA default: `OrcaConfig()` (packaged MiniLM for 1D/tabular, "
+        "EfficientNet-Lite0 for 2D, OTDD-Gaussian alignment, 400 refine steps). Random body: the "
+        "same, from random weights. Baselines see the same splits: train to fit, validation to "
+        "tune, test once (benchmarks/_baselines.py). Metric: accuracy, or R² for regression.",
+        out_dir=Path(args.out) if args.out else None,
+    )
+
+
+if __name__ == "__main__":
+    main()
