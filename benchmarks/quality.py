@@ -149,7 +149,7 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace, neural_seeds
         rows,
         notes=f"Seeds: {args.seeds} (search and ORCA variants on seeds {neural_seeds}; each seed "
         "re-draws the validation split and every initialisation; test sets are fixed). orca-search: "
-        f"cpu-small space, {args.workers} workers, TPE sampler, alignment + median pruning, "
+        f"{'a tiny smoke' if args.smoke else 'cpu-small'} space, {args.workers} workers, TPE sampler, alignment + median pruning, "
         "top-2 promotion. ORCA default: `OrcaConfig()` (packaged MiniLM for 1D/tabular, "
         "EfficientNet-Lite0 for 2D, OTDD-Gaussian alignment, 400 refine steps). Random body: the "
         "same, from random weights. Baselines see the same splits: train to fit, validation to "

@@ -28,6 +28,17 @@ ORCHESTRATION_COLUMNS = [
     "peak RSS sum GB", "peak PSS sum GB",
 ]
 
+QUALITY_COLUMNS = [
+    "task", "data", "metric", "orca-search winner (40s)", "ORCA default", "no alignment",
+    "random body", "classical method", "classical", "1-NN", "neural seeds",
+    "trials (short+full)", "s / default run", "winning configuration (seed 0)",
+]
+SEARCH_EFFICIENCY_COLUMNS = [
+    "task", "search", "best full val score", "its test score",
+    "configs explored / completed / pruned (alignment) / pruned (median) / full",
+    "device s spent", "Spearman rho (alignment loss vs val score)",
+]
+
 
 @pytest.mark.parametrize(
     ("script", "extra", "columns", "n_rows"),
@@ -37,6 +48,10 @@ ORCHESTRATION_COLUMNS = [
                      id="ablation"),
         pytest.param("orchestration_overhead", [], ORCHESTRATION_COLUMNS, 3,
                      id="orchestration_overhead", marks=pytest.mark.integration),
+        pytest.param("quality", ["--tasks", "gunpoint", "--seeds", "0"], QUALITY_COLUMNS, 1,
+                     id="quality", marks=pytest.mark.integration),
+        pytest.param("search_efficiency", ["--tasks", "gunpoint"], SEARCH_EFFICIENCY_COLUMNS, 2,
+                     id="search_efficiency", marks=pytest.mark.integration),
     ],
 )
 def test_smoke_run_writes_markdown_and_csv(

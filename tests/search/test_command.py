@@ -161,7 +161,8 @@ def test_help_explains_every_flag_with_an_example(capsys: pytest.CaptureFixture[
         if action.option_strings[0] not in ("--new-study", "--debug"):
             assert "e.g." in action.help, action.dest
     for flag in ("--task", "--budget", "--search-space", "--storage", "--study", "--workers",
-                 "--address", "--gpus-per-trial", "--seed", "--top-k", "--new-study", "--debug"):
+                 "--address", "--gpus-per-trial", "--seed", "--top-k", "--sampler", "--pruning",
+                 "--new-study", "--debug"):
         assert flag in text
     assert "orca-search --task gunpoint --budget 10cpu-minutes --workers 2" in text
     assert "studies/<study>/winners/trial-<N>/" in text
@@ -191,3 +192,30 @@ def test_a_study_made_elsewhere_is_refused_and_left_byte_identical(
     assert "was not made by orca-search" in _one_line(capsys)
     assert (tmp_path / "study.db").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["study.db"]
+
+
+@pytest.mark.parametrize(
+    ("sampler", "pruning", "sampler_class", "align_rule", "refine_on"),
+    [
+        ("tpe", "all", optuna.samplers.TPESampler, True, True),
+        ("tpe", "refine", optuna.samplers.TPESampler, False, True),
+        ("random", "off", optuna.samplers.RandomSampler, False, False),
+    ],
+)
+def test_sampler_and_pruning_modes_are_applied_and_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sampler: str, pruning: str,
+    sampler_class: type, align_rule: bool, refine_on: bool,
+) -> None:
+    from orca_automl.search import _command as command_module
+
+    used: list[object] = []
+    original = command_module._sampler
+    monkeypatch.setattr(command_module, "_sampler",
+                        lambda *a: used.append(original(*a)) or used[-1])
+    assert _command(tmp_path, budget="20s", sampler=sampler, pruning=pruning) == 0
+    assert used and all(isinstance(s, sampler_class) for s in used)
+    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")
+    evidence = study.user_attrs["pruning_evidence"]
+    assert (evidence["alignment_rule"] != "off") is align_rule
+    assert (evidence["refine_rule"] != "off") is refine_on
+    assert "groups" in evidence  # the alignment evidence is collected in every mode

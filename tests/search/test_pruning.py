@@ -127,3 +127,19 @@ def test_monitor_stops_and_keeps_the_reason() -> None:
     quiet = TrialMonitor(None, None)
     assert quiet.align_finished([1.0]) and quiet.evaluated(5, 0.5)
     assert quiet.val_curve == [(5, 0.5)]
+
+
+@pytest.mark.parametrize(("mode", "align_on", "refine_on"),
+                         [("all", True, True), ("refine", False, True), ("off", False, False)])
+def test_disabled_pruners_keep_the_evidence_but_prune_nothing(
+    mode: str, align_on: bool, refine_on: bool
+) -> None:
+    from orca_automl.search._pruning import pruners
+
+    align, refine = pruners(mode)
+    records = [_record(i, 1.0 + i, 0.95 - 0.05 * i, curve=((10, 0.5), (20, 0.9 - 0.1 * i)))
+               for i in range(10)]
+    evidence = align.evidence(records)
+    assert evidence[MMD_GROUP].loss_threshold is not None  # strong evidence either way
+    assert (align.rule(MMD, evidence) is not None) is align_on
+    assert (refine.rule(40, records) is not None) is refine_on
