@@ -46,22 +46,30 @@ def _targets(task: Task, y: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, X: np.ndarray, device: torch.device, batch_size: int = 64) -> np.ndarray:
+def predict(
+    model: nn.Module,
+    X: np.ndarray,
+    device: torch.device,
+    batch_size: int = 64,
+    precision: str = "auto",
+) -> np.ndarray:
     """Raw model outputs (logits, or normalised regression/dense values) for inputs X."""
     was_training = model.training
     model.eval()
     outs = []
     for start in range(0, len(X), batch_size):
         xb = torch.from_numpy(X[start : start + batch_size]).to(device)
-        with _autocast(device):
+        with _autocast(device, precision):
             outs.append(model(xb).float().cpu())
     model.train(was_training)
     return torch.cat(outs).numpy()
 
 
-def evaluate_split(model: nn.Module, task: Task, split: Split, device: torch.device) -> Evaluation:
+def evaluate_split(
+    model: nn.Module, task: Task, split: Split, device: torch.device, precision: str = "auto"
+) -> Evaluation:
     """Metric (original target units), score (higher is better) and loss on one split."""
-    out = predict(model, split.X, device)
+    out = predict(model, split.X, device, precision=precision)
     loss_fn = loss_for(task.task_type)
     loss = float(loss_fn(torch.from_numpy(out), _targets(task, split.y, torch.device("cpu"))))
     pred = out if task.task_type in ("classification", "multilabel") else task.normalizer.denormalize_y(out)
@@ -70,9 +78,10 @@ def evaluate_split(model: nn.Module, task: Task, split: Split, device: torch.dev
     return Evaluation(metric.name, value, metric.score(value), loss)
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    """bf16 mixed precision on CUDA; a disabled context on the CPU."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def _autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
+    """bf16 mixed precision for "bf16", and for "auto" on CUDA; otherwise a disabled context."""
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def _optimizer(model: OrcaModel, config: RefineConfig) -> torch.optim.Optimizer:
@@ -136,7 +145,7 @@ def refine(
         idx = order[cursor : cursor + config.batch_size]
         cursor += config.batch_size
         xb, yb = X[idx].to(device), Y[idx].to(device)
-        with _autocast(device):
+        with _autocast(device, config.precision):
             out = model(xb)
         if task.task_type == "classification":
             loss = F.cross_entropy(out.float(), yb, label_smoothing=config.label_smoothing)
@@ -153,7 +162,7 @@ def refine(
         optimizer.step()
         scheduler.step()
         if step % config.eval_every == 0 or step == config.steps:
-            ev = evaluate_split(model, task, task.val, device)
+            ev = evaluate_split(model, task, task.val, device, config.precision)
             evaluations.append((step, ev))
             key = (ev.score, -ev.loss)
             if select == "best" and (best_key is None or key > best_key):

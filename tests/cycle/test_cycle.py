@@ -126,3 +126,28 @@ def test_image_backbone_on_grids(toy_task) -> None:  # type: ignore[no-untyped-d
     })
     result = run_cycle(task, cfg)
     assert result.final_align_loss is not None and np.isfinite(result.val_score)
+
+
+def test_bf16_precision_trains_in_bfloat16_on_the_cpu(tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[no-untyped-def]
+    """precision bf16 autocasts the training steps (even on the CPU) and still learns."""
+    from orca_automl.cycle import _refine
+
+    dtypes: list[torch.dtype] = []
+    task = toy_task()
+    cfg = tiny_config(tiny_bert_dir, refine={"precision": "bf16"})
+    original = _refine._autocast
+
+    def spy(device: torch.device, precision: str = "auto"):  # type: ignore[no-untyped-def]
+        context = original(device, precision)
+        dtypes.append(torch.bfloat16 if context._enabled else torch.float32)
+        return context
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_refine, "_autocast", spy)
+        result = run_cycle(task, cfg)
+    assert dtypes.count(torch.bfloat16) >= 60  # every training step (final scoring: auto)
+    assert result.val_metric >= 0.8
+    fp32 = run_cycle(task, cfg.with_overrides({"refine.precision": "fp32"}))
+    assert fp32.val_loss != result.val_loss  # the precision changed the arithmetic
+    with pytest.raises(OrcaInputError, match="precision must be one of"):
+        cfg.with_overrides({"refine.precision": "fp16"})
