@@ -173,6 +173,9 @@ def search(
                              "sha256": c.space.sha256},
             "winners_folder": str(c.folder / "winners"),
         })
+        if not handle.records():  # a fresh study starts from the engine's defaults
+            handle.study.enqueue_trial(c.space.engine_defaults(_auto_choices(c.task, toolkit)),
+                                       skip_if_exists=True)
         interrupted = reconcile_interrupted(handle, c.previous_heartbeat)
         session = begin_session(handle, c.budget)
         handle.study.sampler = _sampler(args.sampler, args.seed + len(handle.records()))
@@ -251,6 +254,19 @@ def _check_input(args: argparse.Namespace, toolkit: Toolkit) -> _Checked:
         folder=folder,
         plan=ExecutionPlan(args.workers, gpus, device_share, args.address, folder / "ray", args.debug),
     )
+
+
+def _auto_choices(task: Any, toolkit: Toolkit) -> dict[str, str]:
+    """What "auto" resolves to for this task: the default backbone and its default embedder."""
+    from orca_automl.backbones import DEFAULT_BACKBONES
+    from orca_automl.embedders import DEFAULT_EMBEDDERS
+
+    backbone = DEFAULT_BACKBONES.get(task.modality)
+    if backbone is None:
+        return {}
+    fits = toolkit.embedder_fits(task.modality)
+    embedders = [e for (m, _), e in DEFAULT_EMBEDDERS.items() if m == task.modality and fits(backbone, e)]
+    return {"model.backbone": backbone, **({"model.embedder": embedders[0]} if embedders else {})}
 
 
 SAMPLERS = ("tpe", "random")

@@ -230,6 +230,23 @@ class SearchSpace:
                 chosen[param.key] = _suggest(trial, param.name, param.distribution)
         return chosen
 
+    def engine_defaults(self, resolved: Mapping[str, Any]) -> dict[str, Any]:
+        """Optuna params of the engine's own defaults (`OrcaConfig()`), where the space holds them.
+
+        A fresh study runs this point first, so a search starts from what `orca-train` does
+        without one: short trials on tiny validation sets are noisy, and a search that never
+        tries the default can end below it. `resolved` gives what "auto" means for the task
+        (backbone, embedder). Parameters whose default lies outside the space are left to the
+        sampler.
+        """
+        defaults = OrcaConfig().to_dict()
+        params: dict[str, Any] = {}
+        for param in self.params:
+            value = resolved.get(param.key, _get(defaults, param.key))
+            if value is not None and _holds(param.distribution, value):
+                params[param.name] = value
+        return params
+
     def config(self, overrides: Mapping[str, Any], seed: int) -> OrcaConfig:
         """The full run configuration of one trial."""
         return self.base.with_overrides({**overrides, "seed": seed})
@@ -426,6 +443,22 @@ def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> 
 def _choices(param: Param) -> list[CategoricalChoiceType]:
     assert isinstance(param.distribution, CategoricalDistribution)
     return list(param.distribution.choices)
+
+
+def _holds(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether `value` is a point of `distribution` (a choice, or in range and on the step)."""
+    if isinstance(distribution, CategoricalDistribution):
+        return value in distribution.choices
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    assert isinstance(distribution, IntDistribution | FloatDistribution)
+    if not distribution.low <= value <= distribution.high:
+        return False
+    if isinstance(distribution, IntDistribution):
+        return float(value).is_integer() and (int(value) - distribution.low) % distribution.step == 0
+    step = distribution.step
+    return step is None or math.isclose((value - distribution.low) / step,
+                                        round((value - distribution.low) / step))
 
 
 def _get(data: Mapping[str, Any], dotted: str) -> Any:

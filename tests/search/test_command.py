@@ -219,3 +219,20 @@ def test_sampler_and_pruning_modes_are_applied_and_recorded(
     assert (evidence["alignment_rule"] != "off") is align_rule
     assert (evidence["refine_rule"] != "off") is refine_on
     assert "groups" in evidence  # the alignment evidence is collected in every mode
+
+
+def test_a_fresh_study_runs_the_engine_defaults_first_and_a_resume_does_not_repeat_them(
+    tmp_path: Path,
+) -> None:
+    assert _command(tmp_path, budget="20s") == 0
+    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")
+    first = min(study.trials, key=lambda t: t.number)
+    # tiny.yaml holds OrcaConfig()'s otdd_gaussian and 20 align steps; its lr ranges do not
+    # hold the defaults, so those are sampled
+    assert first.params["align.metric"] == "otdd_gaussian" and first.params["align.steps"] == 20
+    assert first.params["model.backbone"] == "minilm"
+    enqueued = [t for t in study.trials if "fixed_params" in t.system_attrs]
+    assert len(enqueued) == 1
+    assert _command(tmp_path, budget="40s") == 0  # resume: adds trials, not the default again
+    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")
+    assert [t.number for t in study.trials if "fixed_params" in t.system_attrs] == [first.number]

@@ -164,3 +164,35 @@ def test_shipped_spaces_validate_against_the_real_registries(name: str, modality
     for _ in range(10):
         config = space.config(space.sample(study.ask()), seed=0)
         assert config.model.backbone in toolkit.known_names()["model.backbone"]
+
+
+@pytest.mark.parametrize(("modality", "backbone", "embedder"),
+                         [("1d", "minilm", "conv1d"), ("2d", "efficientnet_lite0", "stem_conv"),
+                          ("tabular", "minilm", "tabular_linear")])
+def test_engine_defaults_are_the_first_trial_of_the_shipped_space(
+    modality: str, backbone: str, embedder: str
+) -> None:
+    """The default point is OrcaConfig()'s values wherever cpu-small holds them."""
+    from orca_automl.config import OrcaConfig
+    from orca_automl.search import cycle_toolkit
+
+    toolkit = cycle_toolkit()
+    space = SearchSpace.load("cpu-small", toolkit.known_names()).for_task(
+        modality, toolkit.embedder_fits(modality))
+    params = space.engine_defaults({"model.backbone": backbone, "model.embedder": embedder})
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.enqueue_trial(params)
+    config = space.config(space.sample(study.ask()), seed=0)
+    default = OrcaConfig()
+    assert (config.model.backbone, config.model.embedder) == (backbone, embedder)
+    assert config.align.metric == default.align.metric
+    assert (config.align.steps, config.align.lr) == (default.align.steps, default.align.lr)
+    for key in ("lr", "new_lr", "weight_decay", "batch_size", "steps", "optimizer"):
+        assert getattr(config.refine, key) == getattr(default.refine, key), key
+    assert config.model.head_dropout == default.model.head_dropout
+
+
+def test_defaults_outside_the_space_are_left_to_the_sampler() -> None:
+    space = _space({"refine.lr": {"float": [1e-3, 1e-2]}, "refine.steps": {"int": [100, 350], "step": 50},
+                    "align.metric": {"choices": ["mmd", "none"]}})
+    assert space.engine_defaults({}) == {}  # lr 1e-4, 400 steps and otdd_gaussian are all outside
