@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. --seed 1")
     p.add_argument("--top-k", type=int, metavar="K",
                    help="configurations promoted to full training, ranked by short validation "
-                        "score, ties to the lower cost (default: the space's promotion.top_k), "
+                        "score, ties to the lower validation loss, then the lower cost (default: the "
+                        "space's promotion.top_k), "
                         "e.g. --top-k 3")
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe",
                    help="how configurations are drawn: tpe (Optuna's multi-objective TPE, "

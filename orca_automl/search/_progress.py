@@ -131,11 +131,12 @@ def summarize(record: TrialRecord) -> str:
 
 
 def winners_table(records: Sequence[TrialRecord]) -> str:
-    """The promoted, fully trained winners, best full validation score first."""
+    """The promoted, fully trained winners, best full validation score first (ties: lower
+    validation loss)."""
     by_number = {r.number: r for r in records}
     winners = sorted(
         (r for r in records if r.stage == "full" and r.state == TrialState.COMPLETE),
-        key=lambda r: -(r.val_score or 0.0),
+        key=lambda r: (-(r.val_score or 0.0), r.val_loss),
     )
     if not winners:
         return "no winners yet: no trial was promoted and trained in full"

@@ -45,7 +45,8 @@ def select_promotions(records: Sequence[TrialRecord], top_k: int) -> list[Promot
             if r.stage == "short" and r.state == TrialState.COMPLETE
             and r.val_score is not None and math.isfinite(r.val_score)
         ),
-        key=lambda r: (-(r.val_score or 0.0), r.cost if r.cost is not None else math.inf, r.number),
+        key=lambda r: (-(r.val_score or 0.0), r.val_loss,
+                       r.cost if r.cost is not None else math.inf, r.number),
     )
     by_number = {r.number: r for r in records}
     done = {

@@ -8,6 +8,7 @@ what the killed one recorded. The user-attribute names a trial carries are liste
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,13 @@ class TrialRecord:
     @property
     def finished(self) -> bool:
         return self.state.is_finished()
+
+    @property
+    def val_loss(self) -> float:
+        """Validation loss (inf when unknown): the tie-breaker of equal validation scores,
+        which are common on small validation sets (accuracy moves in steps of 1/n)."""
+        value = self.attrs.get(VAL_LOSS)
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else math.inf
 
     @classmethod
     def from_frozen(cls, trial: FrozenTrial) -> TrialRecord:

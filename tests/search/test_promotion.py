@@ -14,10 +14,10 @@ def _config(lr: float) -> dict:
 
 
 def _short(number: int, score: float | None, lr: float, cost: float = 1.0,
-           state: TrialState = TrialState.COMPLETE) -> TrialRecord:
+           state: TrialState = TrialState.COMPLETE, val_loss: float | None = None) -> TrialRecord:
     return TrialRecord(number=number, state=state, stage="short", session=0, params={},
                        distributions={}, config=_config(lr), val_score=score, cost=cost,
-                       device_seconds=20.0)
+                       device_seconds=20.0, attrs={} if val_loss is None else {"val_loss": val_loss})
 
 
 def _full(number: int, source: TrialRecord, state: TrialState = TrialState.COMPLETE) -> TrialRecord:
@@ -54,3 +54,10 @@ def test_the_same_configuration_counts_once() -> None:
 def test_full_cost_estimate_scales_by_steps() -> None:
     record = _short(0, 0.9, 1e-4)  # short: 10 + 100 steps, full: 40 + 400 steps
     assert full_cost_estimate(record) == pytest.approx(20.0 * 440 / 110)
+
+
+def test_equal_scores_rank_by_validation_loss_before_cost() -> None:
+    """On 10 validation samples accuracies tie often; the loss still separates them."""
+    records = [_short(0, 0.7, 1e-4, cost=1.0, val_loss=0.9), _short(1, 0.7, 2e-4, cost=2.0, val_loss=0.3),
+               _short(2, 0.7, 3e-4, cost=0.5), _short(3, 0.6, 4e-4, val_loss=0.1)]
+    assert [p.source.number for p in select_promotions(records, top_k=4)] == [1, 0, 2, 3]
