@@ -27,10 +27,11 @@ class SearchRun:
 
     @property
     def winner(self) -> TrialRecord | None:
-        """The fully trained trial with the best validation score (what orca-search reports)."""
+        """The fully trained trial with the best validation score, ties to the lower validation
+        loss (orca-search's winners table order)."""
         full = [r for r in self.records
                 if r.stage == "full" and r.state == TrialState.COMPLETE and r.val_score is not None]
-        return max(full, key=lambda r: r.val_score or 0.0, default=None)
+        return max(full, key=lambda r: (r.val_score or 0.0, -r.val_loss), default=None)
 
     @property
     def winner_test(self) -> float | None:
