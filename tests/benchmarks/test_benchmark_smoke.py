@@ -39,6 +39,11 @@ SEARCH_EFFICIENCY_COLUMNS = [
     "device s spent", "Spearman rho (alignment loss vs val score)",
 ]
 
+TRIAL_PROFILE_COLUMNS = [
+    "precision", "build + reference s", "align s", "refine s", "trial s",
+    "refine speed-up vs fp32", "test score",
+]
+
 
 @pytest.mark.parametrize(
     ("script", "extra", "columns", "n_rows"),
@@ -52,6 +57,7 @@ SEARCH_EFFICIENCY_COLUMNS = [
                      id="quality", marks=pytest.mark.integration),
         pytest.param("search_efficiency", ["--tasks", "gunpoint"], SEARCH_EFFICIENCY_COLUMNS, 2,
                      id="search_efficiency", marks=pytest.mark.integration),
+        pytest.param("trial_profile", [], TRIAL_PROFILE_COLUMNS, 2, id="trial_profile"),
     ],
 )
 def test_smoke_run_writes_markdown_and_csv(
@@ -63,9 +69,10 @@ def test_smoke_run_writes_markdown_and_csv(
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    with open(tmp_path / f"{script}.csv", newline="") as f:
+    name = "trial_profile_phases" if script == "trial_profile" else script
+    with open(tmp_path / f"{name}.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and list(rows[0]) == columns
     assert len(rows) == n_rows
-    markdown = (tmp_path / f"{script}.md").read_text()
+    markdown = (tmp_path / f"{name}.md").read_text()
     assert markdown.startswith("# ") and "| " + " | ".join(columns) + " |" in markdown
