@@ -10,6 +10,7 @@ finished trials of the largest alignment group (like with like: same backbone, r
 and distance), the evidence the alignment pruner calibrates on.
 
     python benchmarks/search_efficiency.py --tasks gunpoint italy_power_demand --budget 10cpu-minutes
+    python benchmarks/search_efficiency.py --modes all/tpe off/tpe off/random   # three of the four
     python benchmarks/search_efficiency.py --tasks gunpoint --smoke      # tiny, for CI
 """
 
@@ -72,11 +73,16 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--budget", default="10cpu-minutes", help="orca-search budget per run")
     parser.add_argument("--workers", type=int, default=2, help="orca-search --workers")
+    parser.add_argument("--modes", nargs="+", choices=[m[2] + "/" + m[1] for m in MODES],
+                        default=[m[2] + "/" + m[1] for m in MODES],
+                        help="which runs (pruning/sampler), e.g. --modes all/tpe off/tpe off/random")
     parser.add_argument("--smoke", action="store_true", help="tiny schedules (checks the script runs)")
     parser.add_argument("--out", default=None, help="output folder (default docs/benchmarks)")
     args = parser.parse_args()
     budget = "30s" if args.smoke else args.budget
-    modes = MODES[::3] if args.smoke else MODES  # smoke: the default and random search
+    modes = [m for m in MODES if f"{m[2]}/{m[1]}" in args.modes]
+    if args.smoke:  # the default and random search
+        modes = [m for m in modes if m[1:] in (("tpe", "all"), ("random", "off"))]
 
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as scratch:
