@@ -62,10 +62,13 @@ run_cycle(task, OrcaConfig.from_dict(json.loads(sys.argv[2])), schedule="short")
 
 def hotspots(task: str, config: dict, folder: Path) -> list[dict[str, object]]:
     """Inclusive share of py-spy samples per stage for one short trial in a fresh process."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).is_file():
+        raise SystemExit("py-spy is not installed: pip install py-spy (it is in the dev extra)")
     raw = folder / "trial.raw"
     script = folder / "trial.py"
     script.write_text(TRIAL_SCRIPT)
-    subprocess.run(["py-spy", "record", "--rate", "50", "--format", "raw", "--output", str(raw),
+    subprocess.run([spy, "record", "--rate", "50", "--format", "raw", "--output", str(raw),
                     "--", sys.executable, str(script), task, json.dumps(config)],
                    check=True, capture_output=True)
     samples: Counter[str] = Counter()
@@ -145,6 +148,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="gunpoint")
     parser.add_argument("--repeats", type=int, default=2, help="timed trials per precision")
+    parser.add_argument("--parts", nargs="+", choices=["hotspots", "phases"],
+                        default=["hotspots", "phases"], help="which tables to make")
     parser.add_argument("--smoke", action="store_true", help="tiny steps, no py-spy")
     parser.add_argument("--out", default=None, help="output folder (default docs/benchmarks)")
     args = parser.parse_args()
@@ -153,21 +158,21 @@ def main() -> None:
         for section, values in SMOKE.items():
             config[section].update(values)
 
-    rows: list[dict[str, object]] = []
-    if not args.smoke and shutil.which("py-spy"):
-        with tempfile.TemporaryDirectory() as folder:
-            rows = hotspots(args.task, config, Path(folder))
-    table = phases(args.task, config, ["fp32", "bf16"], 1 if args.smoke else args.repeats)
     notes = (f"Trial: {json.dumps(config)} on {args.task}, short schedule, 1 torch thread. "
              "Hotspots: inclusive shares of py-spy samples (50/s) of one trial in a fresh process, "
              "so imports and the first weight load are in; nested stages overlap. Phases: the "
              "same trial in one warm process, fp32 and bf16 alternating; refine includes "
              "validation scoring and the FLOP count.")
-    write_report("trial_profile_phases", "A short trial's phases: float32 against bf16 autocast",
-                 table, notes=notes, out_dir=Path(args.out) if args.out else None)
-    if rows:
+    out_dir = Path(args.out) if args.out else None
+    if "hotspots" in args.parts and not args.smoke:
+        with tempfile.TemporaryDirectory() as folder:
+            rows = hotspots(args.task, config, Path(folder))
         write_report("trial_profile", "Where a short trial spends its time (py-spy)", rows,
-                     notes=notes, out_dir=Path(args.out) if args.out else None)
+                     notes=notes, out_dir=out_dir)
+    if "phases" in args.parts:
+        table = phases(args.task, config, ["fp32", "bf16"], 1 if args.smoke else args.repeats)
+        write_report("trial_profile_phases", "A short trial's phases: float32 against bf16 autocast",
+                     table, notes=notes, out_dir=out_dir)
 
 
 if __name__ == "__main__":
