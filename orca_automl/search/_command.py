@@ -258,16 +258,25 @@ def _check_input(args: argparse.Namespace, toolkit: Toolkit) -> _Checked:
 
 
 def _auto_choices(task: Any, toolkit: Toolkit) -> dict[str, str]:
-    """What "auto" resolves to for this task: the default backbone and its default embedder."""
+    """What "auto" and empty embedder_args resolve to for this task: the default backbone, its
+    default embedder, and that embedder's own argument defaults (e.g. target_seq_len 64)."""
+    import inspect
+
     from orca_automl.backbones import DEFAULT_BACKBONES
-    from orca_automl.embedders import DEFAULT_EMBEDDERS
+    from orca_automl.embedders import DEFAULT_EMBEDDERS, EMBEDDERS
 
     backbone = DEFAULT_BACKBONES.get(task.modality)
     if backbone is None:
         return {}
     fits = toolkit.embedder_fits(task.modality)
     embedders = [e for (m, _), e in DEFAULT_EMBEDDERS.items() if m == task.modality and fits(backbone, e)]
-    return {"model.backbone": backbone, **({"model.embedder": embedders[0]} if embedders else {})}
+    if not embedders:
+        return {"model.backbone": backbone}
+    choices = {"model.backbone": backbone, "model.embedder": embedders[0]}
+    for name, arg in inspect.signature(EMBEDDERS.get(embedders[0])).parameters.items():
+        if arg.default is not inspect.Parameter.empty:
+            choices[f"model.embedder_args.{name}"] = arg.default
+    return choices
 
 
 SAMPLERS = ("tpe", "random")
