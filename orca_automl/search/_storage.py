@@ -308,6 +308,11 @@ class StudyHandle:
             user_attrs=dict(user_attrs),
         )
         trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        # The trial was made on the database directly; the study's storage cache learns of it
+        # only when it next reads the trials. Without this read, suggesting a parameter the
+        # template lacks (a retry of a trial killed while its parameters were being sampled)
+        # fails with KeyError on the trial id.
+        self.study.get_trials(deepcopy=False)
         return optuna.Trial(self.study, trial_id)
 
     def beat(self, started: float) -> None:
