@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -50,3 +51,12 @@ def write_report(name: str, title: str, rows: list[dict[str, object]], notes: st
         writer.writerows(rows)
     print(text)
     return text
+
+
+def summary(values: list[float]) -> str:
+    """'mean ± std' over seeds ('-' when nothing was measured)."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"

@@ -14,6 +14,28 @@ from orca_automl.search._progress import summarize
 from orca_automl.search._records import TrialRecord
 from orca_automl.search._runner import cycle_toolkit
 
+#: A search space of tiny schedules, so that a --smoke search finishes in about a minute.
+SMOKE_SPACE = """\
+description: benchmark smoke run, tiny schedules
+base:
+  short_fraction: 0.5
+  align: {steps: 2, batch_size: 32, source_samples: 100}
+  refine: {steps: 8, eval_every: 4, batch_size: 8}
+promotion: {top_k: 1, share: 0.5}
+params:
+  model.backbone: {choices: [minilm, efficientnet_lite0]}
+  model.embedder: {choices: [conv1d, patch_mlp, tabular_linear, stem_conv, conv_adapter]}
+  align.metric: {choices: [otdd_gaussian, none]}
+  refine.lr: {float: [1.0e-5, 1.0e-4], log: true}
+"""
+
+
+def smoke_space(folder: Path) -> str:
+    """Write SMOKE_SPACE into `folder`; returns the path to pass as --search-space."""
+    path = folder / "smoke.yaml"
+    path.write_text(SMOKE_SPACE)
+    return str(path)
+
 
 @dataclass(frozen=True)
 class SearchRun:

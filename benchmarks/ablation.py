@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from _baselines import one_nn  # benchmarks/ is on sys.path when run as a script
-from _report import write_report
+from _report import summary, write_report
 
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle import evaluate, run_cycle
@@ -27,12 +27,6 @@ VARIANTS = {
     "refine only (no alignment)": {"align.metric": "none"},
     "random body (align + refine)": {"model.pretrained": False},
 }
-
-
-def summary(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from _baselines import classical, one_nn  # benchmarks/ is on sys.path when run as a script
-from _report import write_report
-from _searching import run_search
+from _report import summary, write_report
+from _searching import run_search, smoke_space
 
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle import evaluate, run_cycle
@@ -47,31 +47,6 @@ VARIANTS = {
 SMOKE_OVERRIDES = {"align.steps": 2, "refine.steps": 4, "refine.eval_every": 2,
                    "align.source_samples": 100}
 
-#: A search space of tiny schedules so that --smoke finishes in about a minute.
-SMOKE_SPACE = """\
-description: benchmark smoke run, tiny schedules
-base:
-  short_fraction: 0.5
-  align: {steps: 2, batch_size: 32, source_samples: 100}
-  refine: {steps: 8, eval_every: 4, batch_size: 8}
-promotion: {top_k: 1, share: 0.5}
-params:
-  model.backbone: {choices: [minilm, efficientnet_lite0]}
-  model.embedder: {choices: [conv1d, patch_mlp, tabular_linear, stem_conv, conv_adapter]}
-  align.metric: {choices: [otdd_gaussian, none]}
-  refine.lr: {float: [1.0e-5, 1.0e-4], log: true}
-"""
-
-
-def summary(values: list[float]) -> str:
-    """'mean ± std' over seeds ('-' when nothing was measured)."""
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -88,10 +63,7 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        space = None
-        if args.smoke:
-            space = Path(scratch) / "smoke.yaml"
-            space.write_text(SMOKE_SPACE)
+        space = smoke_space(Path(scratch)) if args.smoke else None
         for name in args.tasks:
             scores: dict[str, list[float]] = {k: [] for k in ("search", *VARIANTS, "classical", "1-NN")}
             explored, configs, seconds = [], [], []
@@ -108,7 +80,7 @@ def main() -> None:
                 start = time.perf_counter()
                 run = run_search(name, "40s" if args.smoke else args.budget, seed,
                                  Path(scratch) / f"{name}-{seed}", workers=args.workers,
-                                 search_space=str(space) if space else None)
+                                 search_space=space)
                 if run.winner_test is not None:
                     scores["search"].append(run.winner_test)
                 explored.append(f"{run.count('short')}+{run.count('full')}")

@@ -24,10 +24,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _report import write_report  # benchmarks/ is on sys.path when run as a script
-from _searching import SearchRun, run_search
+from _report import summary, write_report  # benchmarks/ is on sys.path when run as a script
+from _searching import SearchRun, run_search, smoke_space
 from optuna.trial import TrialState
-from quality import SMOKE_SPACE, summary
 from scipy import stats
 
 from orca_automl.search._pruning import alignment_group
@@ -86,10 +85,7 @@ def main() -> None:
 
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as scratch:
-        space = None
-        if args.smoke:
-            space = Path(scratch) / "smoke.yaml"
-            space.write_text(SMOKE_SPACE)
+        space = smoke_space(Path(scratch)) if args.smoke else None
         for name in args.tasks:
             for label, sampler, pruning in modes:
                 cells: dict[str, list[float]] = defaultdict(list)
@@ -99,7 +95,7 @@ def main() -> None:
                     start = time.perf_counter()
                     run = run_search(name, budget, seed, Path(scratch) / f"{name}-{pruning}-{sampler}-{seed}",
                                      workers=args.workers, sampler=sampler, pruning=pruning,
-                                     search_space=str(space) if space else None)
+                                     search_space=space)
                     winner = run.winner
                     if winner is not None and winner.val_score is not None:
                         cells["val"].append(winner.val_score)
