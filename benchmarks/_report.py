@@ -31,10 +31,15 @@ def header(title: str) -> str:
     ])
 
 
+def columns(rows: list[dict[str, object]]) -> list[str]:
+    """Every column of `rows` in first-seen order (a skipped row may hold only a few)."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
 def markdown_table(rows: list[dict[str, object]]) -> str:
-    cols = list(rows[0])
+    cols = columns(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(r.get(c, "-")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -46,7 +51,7 @@ def write_report(name: str, title: str, rows: list[dict[str, object]], notes: st
     text = header(title) + markdown_table(rows) + "\n" + (f"\n{notes.strip()}\n" if notes else "")
     (out_dir / f"{name}.md").write_text(text)
     with open(out_dir / f"{name}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=columns(rows), restval="-")
         writer.writeheader()
         writer.writerows(rows)
     print(text)

@@ -279,7 +279,8 @@ NOTES = """\
   iteration cap {iters} and stopThr = {tol:g} / sqrt(m) on POT's l2 marginal error.
   `ref. Sinkhorn capped`: how many of the three problems hit the cap. `ref. / ours (value)`
   compares value with value; `ref. / ours (fwd+bwd)` sets the reference's value against our
-  value plus gradient. Sizes above {skip}: skipped.
+  value plus gradient. Reference above {skip} points per side, and the exact outer problem
+  (ours and the reference's) above {skip_exact}: skipped.
 - Floor: one n x n float32 squared-distance matrix (`addmm`, one matmul), mean of the same
   repeats. The machine may be shared: timings are wall-clock.
 """
@@ -290,8 +291,11 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 5000, 10000],
                         help="samples per side")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls after one warm-up")
-    parser.add_argument("--skip-reference-above", type=int, default=5000, metavar="N",
-                        help="no reference for sizes above N (it takes minutes at 10k)")
+    parser.add_argument("--skip-reference-above", type=int, default=10000, metavar="N",
+                        help="no reference for sizes above N")
+    parser.add_argument("--skip-exact-outer-above", type=int, default=5000, metavar="N",
+                        help="no exact (network simplex) outer problem above N, ours or the "
+                             "reference's: 12 s per call at 5k, and it grows about cubically")
     parser.add_argument("--smoke", action="store_true", help="n = 200, one repeat")
     parser.add_argument("--out", default=None, help="output folder (default docs/benchmarks)")
     args = parser.parse_args()
@@ -302,6 +306,10 @@ def main() -> None:
         source, target = blobs(n, seed=0, shift=0.0), blobs(n, seed=1, shift=0.3)
         floor = floor_seconds(n, repeats)
         for method in METHODS:
+            if method.outer == "exact" and n > args.skip_exact_outer_above:
+                rows.append({"n per side": n, "metric": method.name, "outer": method.outer,
+                             "fit_source s": "skipped"})
+                continue
             ours = measure_ours(method, source, target, repeats)
             row: dict[str, object] = {
                 "n per side": n, "metric": method.name, "outer": method.outer,
@@ -338,7 +346,8 @@ def main() -> None:
         rows,
         notes=NOTES.format(dim=DIM, classes=CLASSES, rank=RANK, reg=REG, max_points=MAX_POINTS,
                            repeats=repeats, iters=SINKHORN_ITER, tol=SINKHORN_TOL,
-                           skip=args.skip_reference_above),
+                           skip=args.skip_reference_above,
+                           skip_exact=args.skip_exact_outer_above),
         out_dir=Path(args.out) if args.out else None,
     )
 

@@ -17,15 +17,17 @@ import argparse
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from _baselines import classical, one_nn  # benchmarks/ is on sys.path when run as a script
-from _report import summary, write_report
-from _searching import run_search, smoke_space
+from _report import OUT_DIR, summary, write_report
+from _runs import RunLog
+from _searching import logged_search, smoke_space
 
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle import evaluate, run_cycle
-from orca_automl.tasks import load_task
+from orca_automl.tasks import Task, load_task
 
 #: The tasks of the table and the kind of data each stands for.
 TASKS = {
@@ -60,58 +62,81 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="output folder (default docs/benchmarks)")
     args = parser.parse_args()
     neural_seeds = args.seeds[: args.neural_seeds] if args.neural_seeds else args.seeds
+    budget = "40s" if args.smoke else args.budget
+    # Every finished run is logged beside the table: a cut-short benchmark resumes, and a later
+    # call with more seeds adds them instead of redoing the others.
+    out_dir = Path(args.out) if args.out else OUT_DIR
+    runs = RunLog(out_dir / "quality_runs.jsonl")
+    searches = RunLog(out_dir / "search_runs.jsonl")  # shared with search_efficiency.py
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         space = smoke_space(Path(scratch)) if args.smoke else None
         for name in args.tasks:
             scores: dict[str, list[float]] = {k: [] for k in ("search", *VARIANTS, "classical", "1-NN")}
-            explored, configs, seconds = [], [], []
+            explored, configs, seconds, per_seed = [], [], [], []
             method, metric = "", ""
             for seed in args.seeds:
                 task = load_task(name, seed=seed)
-                method, value = classical(task, seed)
-                scores["classical"].append(value)
-                scores["1-NN"].append(one_nn(task))
-                print(f"{name} seed {seed}: {method} {value:.4f}, 1-NN {scores['1-NN'][-1]:.4f}",
+                base = runs.run({"task": name, "seed": seed, "run": "baselines"},
+                                partial(baselines_result, task, seed))
+                method = base["method"]
+                scores["classical"].append(base["value"])
+                scores["1-NN"].append(base["1-NN"])
+                print(f"{name} seed {seed}: {method} {base['value']:.4f}, 1-NN {base['1-NN']:.4f}",
                       flush=True)
                 if seed not in neural_seeds:
                     continue
-                start = time.perf_counter()
-                run = run_search(name, "40s" if args.smoke else args.budget, seed,
-                                 Path(scratch) / f"{name}-{seed}", workers=args.workers,
-                                 search_space=space)
-                if run.winner_test is not None:
-                    scores["search"].append(run.winner_test)
-                explored.append(f"{run.count('short')}+{run.count('full')}")
-                configs.append(run.winner_config)
-                print(f"{name} seed {seed}: search winner test {run.winner_test} "
-                      f"({time.perf_counter() - start:.0f} s, {explored[-1]} trials): {configs[-1]}",
+                found = logged_search(searches, name, budget, seed, Path(scratch),
+                                      workers=args.workers, search_space=space)
+                per_seed.append("-" if found["test"] is None else f"{found['test']:.3f}")
+                if found["test"] is not None:
+                    scores["search"].append(found["test"])
+                explored.append(f"{found['short']}+{found['full']}")
+                configs.append(found["config"])
+                print(f"{name} seed {seed}: search winner test {found['test']} "
+                      f"({found['seconds']:.0f} s, {explored[-1]} trials): {found['config']}",
                       flush=True)
                 for variant, overrides in VARIANTS.items():
                     cfg = OrcaConfig().with_overrides({**overrides, "seed": seed})
                     if args.smoke:
                         cfg = cfg.with_overrides(SMOKE_OVERRIDES)
-                    start = time.perf_counter()
-                    test = evaluate(run_cycle(task, cfg).model, task, "test")
-                    metric = str(test["metric"])
-                    scores[variant].append(float(test["value"]))
+                    result = runs.run({"task": name, "seed": seed, "run": variant,
+                                       "smoke": args.smoke},
+                                      partial(variant_result, task, cfg))
+                    metric = result["metric"]
+                    scores[variant].append(result["test"])
                     if variant == "ORCA default":
-                        seconds.append(time.perf_counter() - start)
-                    print(f"{name} seed {seed} {variant}: test {metric} {test['value']:.4f} "
-                          f"({time.perf_counter() - start:.0f} s)", flush=True)
+                        seconds.append(result["seconds"])
+                    print(f"{name} seed {seed} {variant}: test {metric} {result['test']:.4f} "
+                          f"({result['seconds']:.0f} s)", flush=True)
             row: dict[str, object] = {"task": name, "data": TASKS[name], "metric": metric}
-            row[f"orca-search winner ({'40s' if args.smoke else args.budget})"] = summary(scores["search"])
+            row[f"orca-search winner ({budget})"] = summary(scores["search"])
             row.update({v: summary(scores[v]) for v in VARIANTS})
             row["classical method"] = method
             row["classical"] = summary(scores["classical"])
             row["1-NN"] = summary(scores["1-NN"])
             row["neural seeds"] = len(neural_seeds)
+            row["orca-search per seed"] = ", ".join(per_seed)
             row["trials (short+full)"] = ", ".join(explored)
             row["s / default run"] = f"{statistics.mean(seconds):.0f}" if seconds else "-"
             row["winning configuration (seed " + str(neural_seeds[0]) + ")"] = configs[0] if configs else "-"
             rows.append(row)
             report(rows, args, neural_seeds)  # after every task: a long run keeps what it measured
+
+
+def baselines_result(task: Task, seed: int) -> dict[str, object]:
+    """The classical method of the task's field and 1-NN, on the same splits."""
+    method, value = classical(task, seed)
+    return {"method": method, "value": value, "1-NN": one_nn(task)}
+
+
+def variant_result(task: Task, cfg: OrcaConfig) -> dict[str, object]:
+    """One align + refine run of `cfg`: its test score."""
+    start = time.perf_counter()
+    test = evaluate(run_cycle(task, cfg).model, task, "test")
+    return {"test": float(test["value"]), "metric": str(test["metric"]),
+            "seconds": time.perf_counter() - start}
 
 
 def report(rows: list[dict[str, object]], args: argparse.Namespace, neural_seeds: list[int]) -> None:
@@ -125,7 +150,11 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace, neural_seeds
         "top-2 promotion. ORCA default: `OrcaConfig()` (packaged MiniLM for 1D/tabular, "
         "EfficientNet-Lite0 for 2D, OTDD-Gaussian alignment, 400 refine steps). Random body: the "
         "same, from random weights. Baselines see the same splits: train to fit, validation to "
-        "tune, test once (benchmarks/_baselines.py). Metric: accuracy, or R² for regression.",
+        "tune, test once (benchmarks/_baselines.py). Metric: accuracy, or R² for regression. "
+        "Every run's result, with the commit that produced it, is logged beside this table "
+        "(searches in search_runs.jsonl, shared with the search-efficiency benchmark; the rest "
+        "in quality_runs.jsonl); a rerun reuses the runs logged for the same task, seed, budget "
+        "and search space (delete the files to start over).",
         out_dir=Path(args.out) if args.out else None,
     )
 

@@ -17,19 +17,14 @@ and distance), the evidence the alignment pruner calibrates on.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
-from _report import summary, write_report  # benchmarks/ is on sys.path when run as a script
-from _searching import SearchRun, run_search, smoke_space
-from optuna.trial import TrialState
-from scipy import stats
-
-from orca_automl.search._pruning import alignment_group
+from _report import OUT_DIR, summary, write_report  # benchmarks/ is on sys.path as a script
+from _runs import RunLog
+from _searching import logged_search, smoke_space
 
 #: (row label, --sampler, --pruning)
 MODES = (
@@ -40,37 +35,11 @@ MODES = (
 )
 
 
-def pruned_by(run: SearchRun) -> tuple[int, int]:
-    """(pruned on alignment loss, pruned by median stopping) among short trials."""
-    reasons = [str(r.attrs.get("pruned_reason", "")) for r in run.records
-               if r.stage == "short" and r.state == TrialState.PRUNED]
-    by_alignment = sum(reason.startswith("final alignment loss") for reason in reasons)
-    return by_alignment, len(reasons) - by_alignment
-
-
-def rank_correlation(run: SearchRun) -> tuple[float | None, int, str]:
-    """Spearman rho (loss vs. validation score) in the largest alignment group: (rho, n, group)."""
-    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for r in run.records:
-        if r.stage != "short" or r.state != TrialState.COMPLETE or not r.config:
-            continue
-        group = alignment_group(r.config)
-        if group and r.final_align_loss is not None and r.val_score is not None:
-            groups[group].append((r.final_align_loss, r.val_score))
-    if not groups:
-        return None, 0, "-"
-    group, pairs = max(groups.items(), key=lambda item: len(item[1]))
-    if len(pairs) < 3:
-        return None, len(pairs), group
-    rho = float(stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
-    return (rho if math.isfinite(rho) else None), len(pairs), group
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["gunpoint", "italy_power_demand"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--budget", default="10cpu-minutes", help="orca-search budget per run")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", default="15cpu-minutes", help="orca-search budget per run")
     parser.add_argument("--workers", type=int, default=2, help="orca-search --workers")
     parser.add_argument("--modes", nargs="+", choices=[m[2] + "/" + m[1] for m in MODES],
                         default=[m[2] + "/" + m[1] for m in MODES],
@@ -83,6 +52,9 @@ def main() -> None:
     if args.smoke:  # the default and random search
         modes = [m for m in modes if m[1:] in (("tpe", "all"), ("random", "off"))]
 
+    # Finished searches are logged beside the table (shared with quality.py, whose search is
+    # the default mode here): a cut-short run resumes, more seeds add to the ones logged.
+    log = RunLog((Path(args.out) if args.out else OUT_DIR) / "search_runs.jsonl")
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as scratch:
         space = smoke_space(Path(scratch)) if args.smoke else None
@@ -92,24 +64,22 @@ def main() -> None:
                 counts: list[str] = []
                 rhos: list[str] = []
                 for seed in args.seeds:
-                    start = time.perf_counter()
-                    run = run_search(name, budget, seed, Path(scratch) / f"{name}-{pruning}-{sampler}-{seed}",
-                                     workers=args.workers, sampler=sampler, pruning=pruning,
-                                     search_space=space)
-                    winner = run.winner
-                    if winner is not None and winner.val_score is not None:
-                        cells["val"].append(winner.val_score)
-                    if run.winner_test is not None:
-                        cells["test"].append(run.winner_test)
-                    by_alignment, by_median = pruned_by(run)
-                    counts.append(f"{run.count('short')} / {run.count('short', TrialState.COMPLETE)} / "
-                                  f"{by_alignment} / {by_median} / {run.count('full', TrialState.COMPLETE)}")
-                    cells["spent"].append(sum(r.device_seconds or 0.0 for r in run.records))
-                    rho, n, group = rank_correlation(run)
+                    found = logged_search(log, name, budget, seed, Path(scratch),
+                                          workers=args.workers, sampler=sampler, pruning=pruning,
+                                          search_space=space)
+                    if found["val"] is not None:
+                        cells["val"].append(found["val"])
+                    if found["test"] is not None:
+                        cells["test"].append(found["test"])
+                    counts.append(f"{found['short']} / {found['short_complete']} / "
+                                  f"{found['pruned_alignment']} / {found['pruned_median']} / "
+                                  f"{found['full_complete']}")
+                    cells["spent"].append(found["device_s"])
+                    rho, n = found["rho"], found["rho_n"]
                     rhos.append(f"{rho:+.2f} (n={n})" if rho is not None else f"- (n={n})")
                     print(f"{name} seed {seed} {label}: {counts[-1]}, best full val "
-                          f"{cells['val'][-1] if cells['val'] else None}, rho {rhos[-1]} in '{group}' "
-                          f"({time.perf_counter() - start:.0f} s)", flush=True)
+                          f"{found['val']}, rho {rhos[-1]} in '{found['rho_group']}' "
+                          f"({found['seconds']:.0f} s)", flush=True)
                 rows.append({
                     "task": name,
                     "search": label,
@@ -137,7 +107,9 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace, budget: str)
         "trials of the largest alignment group (same backbone, reference set and distance), "
         "between final alignment loss and validation score; negative means better alignment "
         "went with better scores (the pruner needs rho < 0 with one-sided p <= 0.1 over at "
-        "least 5 trials before it prunes anything).",
+        "least 5 trials before it prunes anything). Every search's summary, with the commit "
+        "that produced it, is in search_runs.jsonl beside this table (shared with the quality "
+        "benchmark); a rerun reuses the searches logged there (delete the file to start over).",
         out_dir=Path(args.out) if args.out else None,
     )
 

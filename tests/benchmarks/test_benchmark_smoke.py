@@ -31,7 +31,7 @@ ORCHESTRATION_COLUMNS = [
 QUALITY_COLUMNS = [
     "task", "data", "metric", "orca-search winner (40s)", "ORCA default", "no alignment",
     "random body", "classical method", "classical", "1-NN", "neural seeds",
-    "trials (short+full)", "s / default run", "winning configuration (seed 0)",
+    "orca-search per seed", "trials (short+full)", "s / default run", "winning configuration (seed 0)",
 ]
 SEARCH_EFFICIENCY_COLUMNS = [
     "task", "search", "best full val score", "its test score",
@@ -76,3 +76,15 @@ def test_smoke_run_writes_markdown_and_csv(
     assert len(rows) == n_rows
     markdown = (tmp_path / f"{name}.md").read_text()
     assert markdown.startswith("# ") and "| " + " | ".join(columns) + " |" in markdown
+    if script == "quality":  # a second call reuses every logged run and rebuilds the same table
+        logged = [(tmp_path / f"{log}_runs.jsonl").read_text() for log in ("quality", "search")]
+        assert [len(text.splitlines()) for text in logged] == [4, 1]  # baselines, 3 variants; search
+        again = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--smoke",
+             "--out", str(tmp_path), *extra],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+        )
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert [(tmp_path / f"{log}_runs.jsonl").read_text() for log in ("quality", "search")] == logged
+        with open(tmp_path / "quality.csv", newline="") as f:
+            assert list(csv.DictReader(f)) == rows
