@@ -75,6 +75,7 @@ def main() -> None:
         for name in args.tasks:
             scores: dict[str, list[float]] = {k: [] for k in ("search", *VARIANTS, "classical", "1-NN")}
             explored, configs, seconds, per_seed = [], [], [], []
+            paired: list[tuple[float, float]] = []  # (search, ORCA default) on the same seed
             method, metric = "", ""
             for seed in args.seeds:
                 task = load_task(name, seed=seed)
@@ -108,6 +109,8 @@ def main() -> None:
                     scores[variant].append(result["test"])
                     if variant == "ORCA default":
                         seconds.append(result["seconds"])
+                        if found["test"] is not None:
+                            paired.append((found["test"], result["test"]))
                     print(f"{name} seed {seed} {variant}: test {metric} {result['test']:.4f} "
                           f"({result['seconds']:.0f} s)", flush=True)
             row: dict[str, object] = {"task": name, "data": TASKS[name], "metric": metric}
@@ -118,11 +121,22 @@ def main() -> None:
             row["1-NN"] = summary(scores["1-NN"])
             row["neural seeds"] = len(neural_seeds)
             row["orca-search per seed"] = ", ".join(per_seed)
+            row["search - default (seeds better / worse)"] = paired_difference(paired)
             row["trials (short+full)"] = ", ".join(explored)
             row["s / default run"] = f"{statistics.mean(seconds):.0f}" if seconds else "-"
             row["winning configuration (seed " + str(neural_seeds[0]) + ")"] = configs[0] if configs else "-"
             rows.append(row)
             report(rows, args, neural_seeds)  # after every task: a long run keeps what it measured
+
+
+def paired_difference(pairs: list[tuple[float, float]]) -> str:
+    """Mean ± std of search minus default over seeds, and on how many seeds each was higher."""
+    if not pairs:
+        return "-"
+    gaps = [a - b for a, b in pairs]
+    better, worse = sum(g > 0 for g in gaps), sum(g < 0 for g in gaps)
+    spread = f" ± {statistics.stdev(gaps):.3f}" if len(gaps) > 1 else ""
+    return f"{statistics.mean(gaps):+.3f}{spread} ({better} / {worse})"
 
 
 def baselines_result(task: Task, seed: int) -> dict[str, object]:
