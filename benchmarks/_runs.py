@@ -1,9 +1,12 @@
 """Results of long benchmark runs, one JSON line per finished run, so that a benchmark cut short
-(hours of searches) resumes where it stopped and a later run adds seeds instead of redoing them.
+(hours of searches) can resume where it stopped and a later call can add seeds instead of
+redoing the others.
 
 A run is identified by its key: everything that decides its result (task, seed, what ran, with
 which budget and search space). A line is appended and flushed to disk as soon as its run ends;
-a line cut off by a kill is ignored on the next read.
+a line cut off by a kill is ignored on the next read. Logged runs are reused only when asked
+(`reuse=True`, the benchmarks' --resume): by default a benchmark measures again, and its new
+lines supersede the old ones for the same key.
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ def code_version() -> str:
 class RunLog:
     """The finished runs of one benchmark, read from and appended to a JSON-lines file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, reuse: bool = True) -> None:
         self.path = path
         self._results: dict[str, Record] = {}
-        if path.is_file():
+        if reuse and path.is_file():
             for line in path.read_text().splitlines():
                 try:
                     entry = json.loads(line)

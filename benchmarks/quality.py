@@ -59,15 +59,18 @@ def main() -> None:
                         help="run the search and ORCA's variants on the first N seeds only (the "
                              "baselines run on every seed); default: all")
     parser.add_argument("--smoke", action="store_true", help="tiny schedules (checks the script runs)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the runs logged beside the table for the same settings "
+                             "(an interrupted call, or more seeds); default: measure everything")
     parser.add_argument("--out", default=None, help="output folder (default docs/benchmarks)")
     args = parser.parse_args()
     neural_seeds = args.seeds[: args.neural_seeds] if args.neural_seeds else args.seeds
     budget = "40s" if args.smoke else args.budget
-    # Every finished run is logged beside the table: a cut-short benchmark resumes, and a later
-    # call with more seeds adds them instead of redoing the others.
+    # Every finished run is logged beside the table: with --resume a cut-short benchmark resumes,
+    # and a later call with more seeds adds them instead of redoing the others.
     out_dir = Path(args.out) if args.out else OUT_DIR
-    runs = RunLog(out_dir / "quality_runs.jsonl")
-    searches = RunLog(out_dir / "search_runs.jsonl")  # shared with search_efficiency.py
+    runs = RunLog(out_dir / "quality_runs.jsonl", reuse=args.resume)
+    searches = RunLog(out_dir / "search_runs.jsonl", reuse=args.resume)  # shared with search_efficiency.py
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -167,8 +170,8 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace, neural_seeds
         "tune, test once (benchmarks/_baselines.py). Metric: accuracy, or R² for regression. "
         "Every run's result, with the commit that produced it, is logged beside this table "
         "(searches in search_runs.jsonl, shared with the search-efficiency benchmark; the rest "
-        "in quality_runs.jsonl); a rerun reuses the runs logged for the same task, seed, budget "
-        "and search space (delete the files to start over).",
+        "in quality_runs.jsonl); with --resume a call reuses the runs logged for the same task, "
+        "seed, budget and search space.",
         out_dir=Path(args.out) if args.out else None,
     )
 

@@ -45,6 +45,9 @@ def main() -> None:
                         default=[m[2] + "/" + m[1] for m in MODES],
                         help="which runs (pruning/sampler), e.g. --modes all/tpe off/tpe off/random")
     parser.add_argument("--smoke", action="store_true", help="tiny schedules (checks the script runs)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the runs logged beside the table for the same settings "
+                             "(an interrupted call, or more seeds); default: measure everything")
     parser.add_argument("--out", default=None, help="output folder (default docs/benchmarks)")
     args = parser.parse_args()
     budget = "30s" if args.smoke else args.budget
@@ -53,8 +56,8 @@ def main() -> None:
         modes = [m for m in modes if m[1:] in (("tpe", "all"), ("random", "off"))]
 
     # Finished searches are logged beside the table (shared with quality.py, whose search is
-    # the default mode here): a cut-short run resumes, more seeds add to the ones logged.
-    log = RunLog((Path(args.out) if args.out else OUT_DIR) / "search_runs.jsonl")
+    # the default mode here): with --resume a cut-short call resumes, more seeds add to the rest.
+    log = RunLog((Path(args.out) if args.out else OUT_DIR) / "search_runs.jsonl", reuse=args.resume)
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as scratch:
         space = smoke_space(Path(scratch)) if args.smoke else None
@@ -109,7 +112,7 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace, budget: str)
         "went with better scores (the pruner needs rho < 0 with one-sided p <= 0.1 over at "
         "least 5 trials before it prunes anything). Every search's summary, with the commit "
         "that produced it, is in search_runs.jsonl beside this table (shared with the quality "
-        "benchmark); a rerun reuses the searches logged there (delete the file to start over).",
+        "benchmark); with --resume a call reuses the searches logged there for the same settings.",
         out_dir=Path(args.out) if args.out else None,
     )
 

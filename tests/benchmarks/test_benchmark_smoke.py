@@ -76,12 +76,12 @@ def test_smoke_run_writes_markdown_and_csv(
     assert len(rows) == n_rows
     markdown = (tmp_path / f"{name}.md").read_text()
     assert markdown.startswith("# ") and "| " + " | ".join(columns) + " |" in markdown
-    if script == "quality":  # a second call reuses every logged run and rebuilds the same table
+    if script == "quality":  # --resume reuses every logged run and rebuilds the same table
         logged = [(tmp_path / f"{log}_runs.jsonl").read_text() for log in ("quality", "search")]
         assert [len(text.splitlines()) for text in logged] == [4, 1]  # baselines, 3 variants; search
         again = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--smoke",
-             "--out", str(tmp_path), *extra],
+             "--out", str(tmp_path), "--resume", *extra],
             cwd=ROOT, capture_output=True, text=True, timeout=600,
         )
         assert again.returncode == 0, again.stderr[-3000:]

@@ -44,3 +44,12 @@ def test_a_line_cut_off_by_a_kill_is_ignored_and_the_next_line_stays_readable(
     assert RunLog(path).get({"seed": 1})["test"] == 2.0
     readable = [json.loads(line) for line in path.read_text().splitlines()[-1:]]
     assert readable[0]["key"] == {"seed": 1}
+
+
+def test_without_reuse_a_run_is_measured_again_and_its_new_line_wins(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    RunLog(path).run({"seed": 0}, lambda: {"test": 1.0})
+    again = RunLog(path, reuse=False).run({"seed": 0}, lambda: {"test": 2.0})
+    assert again["test"] == 2.0
+    assert RunLog(path).get({"seed": 0})["test"] == 2.0
+    assert len(path.read_text().splitlines()) == 2
