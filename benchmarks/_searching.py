@@ -58,11 +58,11 @@ class SearchRun:
 
     @property
     def winner(self) -> TrialRecord | None:
-        """The fully trained trial with the best validation score, ties to the lower validation
-        loss (orca-search's winners table order)."""
+        """The fully trained trial with the best validation score, ties as in orca-search's
+        winners table (`TrialRecord.rank_key`)."""
         full = [r for r in self.records
                 if r.stage == "full" and r.state == TrialState.COMPLETE and r.val_score is not None]
-        return max(full, key=lambda r: (r.val_score or 0.0, -r.val_loss), default=None)
+        return min(full, key=TrialRecord.rank_key, default=None)
 
     @property
     def winner_test(self) -> float | None:

@@ -25,6 +25,7 @@ from orca_automl.search._executor import ExecutionPlan, Executor, check_resource
 from orca_automl.search._loop import LoopSettings, SearchLoop
 from orca_automl.search._progress import Progress, winners_table
 from orca_automl.search._pruning import PRUNING_MODES, pruners
+from orca_automl.search._records import ENGINE_DEFAULT_TRIAL
 from orca_automl.search._runner import Toolkit, TrialRunner, cycle_toolkit
 from orca_automl.search._space import SearchSpace
 from orca_automl.search._storage import (
@@ -177,6 +178,7 @@ def search(
         if not handle.records():  # a fresh study starts from the engine's defaults
             handle.study.enqueue_trial(c.space.engine_defaults(_auto_choices(c.task, toolkit)),
                                        skip_if_exists=True)
+            handle.set_attr(ENGINE_DEFAULT_TRIAL, handle.study.trials[0].number)
         interrupted = reconcile_interrupted(handle, c.previous_heartbeat)
         session = begin_session(handle, c.budget)
         handle.study.sampler = _sampler(args.sampler, args.seed + len(handle.records()))

@@ -41,6 +41,8 @@ from orca_automl.search._records import (
     CONFIG,
     DEVICE_SECONDS,
     DEVICE_SHARE,
+    ENGINE_DEFAULT,
+    ENGINE_DEFAULT_TRIAL,
     ERROR,
     FINAL_ALIGN_LOSS,
     METRIC_NAME,
@@ -213,9 +215,13 @@ class SearchLoop:
                                  DEVICE_SHARE: self.settings.device_share}
         if self._retries:
             source = self._retries.pop(0)
+            if source.engine_default:
+                attrs[ENGINE_DEFAULT] = True
             trial = self.handle.ask_like(source, {**attrs, RETRY_OF: source.number})
         else:
             trial = self.handle.ask()
+            if trial.number == self.handle.attrs.get(ENGINE_DEFAULT_TRIAL):
+                attrs[ENGINE_DEFAULT] = True
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
         try:
@@ -244,6 +250,7 @@ class SearchLoop:
         trial = self.handle.ask_like(source, {
             STAGE: "full", SESSION: self.settings.session, DEVICE_SHARE: self.settings.device_share,
             PROMOTED_FROM: source.number, CONFIG: source.config,
+            **({ENGINE_DEFAULT: True} if source.engine_default else {}),
         })
         request = TrialRequest(trial.number, "full", source.config, self.settings.device_share)
         self.executor.submit(request)

@@ -39,7 +39,7 @@ class Snapshot:
            phase: str) -> Snapshot:
         finished = [r for r in records if r.finished]
         scored = [r for r in finished if r.state == TrialState.COMPLETE and r.val_score is not None]
-        best = max(scored, key=lambda r: r.val_score or 0.0, default=None)
+        best = min(scored, key=TrialRecord.rank_key, default=None)
         return cls(
             used=used,
             total=total,
@@ -131,12 +131,12 @@ def summarize(record: TrialRecord) -> str:
 
 
 def winners_table(records: Sequence[TrialRecord]) -> str:
-    """The promoted, fully trained winners, best full validation score first (ties: lower
-    validation loss)."""
+    """The promoted, fully trained winners, best full validation score first (ties: the engine's
+    default configuration, then lower validation loss; `TrialRecord.rank_key`)."""
     by_number = {r.number: r for r in records}
     winners = sorted(
         (r for r in records if r.stage == "full" and r.state == TrialState.COMPLETE),
-        key=lambda r: (-(r.val_score or 0.0), r.val_loss),
+        key=TrialRecord.rank_key,
     )
     if not winners:
         return "no winners yet: no trial was promoted and trained in full"

@@ -1,7 +1,8 @@
 """Which short-schedule trials are retrained with the FULL schedule, and what that may cost.
 
-Promotion ranks COMPLETE short trials by validation score (higher first; ties go to the lower
-inference cost, then the earlier trial) and takes the top K. A configuration that already has
+Promotion ranks COMPLETE short trials by validation score (higher first; ties go to the engine's
+default configuration, then the lower validation loss, the lower inference cost and the earlier
+trial: `TrialRecord.rank_key`) and takes the top K. A configuration that already has
 a COMPLETE full-schedule trial is never promoted again, across resumes, and two short trials
 with the same configuration count once. A promoted trial whose full run failed or was
 interrupted stays eligible, so it is retried.
@@ -45,8 +46,7 @@ def select_promotions(records: Sequence[TrialRecord], top_k: int) -> list[Promot
             if r.stage == "short" and r.state == TrialState.COMPLETE
             and r.val_score is not None and math.isfinite(r.val_score)
         ),
-        key=lambda r: (-(r.val_score or 0.0), r.val_loss,
-                       r.cost if r.cost is not None else math.inf, r.number),
+        key=TrialRecord.rank_key,
     )
     by_number = {r.number: r for r in records}
     done = {

@@ -233,6 +233,52 @@ def test_a_fresh_study_runs_the_engine_defaults_first_and_a_resume_does_not_repe
     assert first.params["model.backbone"] == "minilm"
     enqueued = [t for t in study.trials if "fixed_params" in t.system_attrs]
     assert len(enqueued) == 1
+    # it is marked as the default (it wins exact ties), and so are its retries and full runs
+    assert study.user_attrs["engine_default_trial"] == first.number
+    assert first.user_attrs["engine_default"] is True
+    lineage = {first.number}
+    for t in sorted(study.trials, key=lambda t: t.number):
+        if {t.user_attrs.get("retry_of"), t.user_attrs.get("promoted_from")} & lineage:
+            lineage.add(t.number)
+    marked = {t.number for t in study.trials if t.user_attrs.get("engine_default")}
+    assert marked == lineage
     assert _command(tmp_path, budget="40s") == 0  # resume: adds trials, not the default again
     study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")
     assert [t.number for t in study.trials if "fixed_params" in t.system_attrs] == [first.number]
+
+
+def test_on_equal_scores_the_engine_default_is_promoted_and_wins(tmp_path: Path) -> None:
+    """Without alignment and without noise every configuration scores the same: an exact tie,
+    which goes to the engine's default at promotion and in the winners table."""
+    space = tmp_path / "flat.yaml"
+    space.write_text(
+        "description: every configuration scores the same under the fake runner\n"
+        "base: {short_fraction: 0.25, align: {metric: none}, refine: {steps: 80, eval_every: 20}}\n"
+        "promotion: {top_k: 1, share: 0.3}\n"
+        "params:\n"
+        "  model.backbone: {choices: [minilm]}\n"
+        "  model.embedder: {choices: [conv1d, patch_mlp]}\n"
+        "  model.embedder_args.target_seq_len: {choices: [16, 64]}\n"
+        "  refine.lr: {float: [1.0e-5, 1.0e-3], log: true}\n"
+    )
+    clock = FakeClock()
+    toolkit = fake_toolkit(FakeRunner(clock, noise=0.0))
+    url = f"sqlite:///{tmp_path}/study.db"
+    out = io.StringIO()
+    code = run_command("orca-search", lambda a: search(
+        a, toolkit, simulated_execution(clock), out=out, progress=Progress(io.StringIO())
+    ), args(storage=url, search_space=str(space), budget="60s"))
+    assert code == 0
+    study = optuna.load_study(study_name="fake-1d", storage=url)
+    short = [t for t in study.trials if t.user_attrs.get("stage") == "short"
+             and t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(short) > 2 and len({t.values[0] for t in short}) == 1  # all tied
+    default = study.user_attrs["engine_default_trial"]
+    # the default's 64 tokens cost more than 16: cost alone would rank it below the others
+    assert study.trials[default].params["model.embedder_args.target_seq_len"] == 64
+    assert any(t.params["model.embedder_args.target_seq_len"] == 16 for t in short)
+    full = [t for t in study.trials if t.user_attrs.get("stage") == "full"]
+    assert [t.user_attrs["promoted_from"] for t in full] == [default]
+    assert full[0].user_attrs["engine_default"] is True
+    records = [TrialRecord.from_frozen(t) for t in study.trials]
+    assert Snapshot.of(records, 0.0, 1.0, 0, "done").best.engine_default

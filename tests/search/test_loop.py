@@ -176,6 +176,39 @@ def test_resume_after_a_kill_loses_nothing_and_counts_nothing_twice(
     assert spent <= 60.0 + _longest(after_records, 2) + _longest(list(before.values()), 2)
     promoted = [r.promoted_from for r in after_records if r.stage == "full" and r.state == TrialState.COMPLETE]
     assert len(promoted) == len(set(promoted)) >= 1  # no winner promoted twice
+    _assert_default_lineage_marked(after_records, study.user_attrs["engine_default_trial"])
+
+
+def _assert_default_lineage_marked(records: list[TrialRecord], default: int) -> None:
+    """Exactly the engine default's trial, its retries and its full runs are marked."""
+    by_number = {r.number: r for r in records}
+
+    def root(record: TrialRecord) -> int:
+        parent = record.retry_of if record.retry_of is not None else record.promoted_from
+        return record.number if parent is None else root(by_number[parent])
+
+    assert {r.number for r in records if r.engine_default} == {
+        r.number for r in records if root(r) == default}
+
+
+class _KillAtOnce(SimulatedExecutor):
+    """Dies while the first trials (the engine's default among them) run."""
+
+    def wait(self, timeout: float) -> list[TrialOutcome]:
+        raise Killed()
+
+
+def test_a_retried_default_is_still_the_default(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runner = FakeRunner(clock)
+    with pytest.raises(Killed):
+        _run(tmp_path, clock, runner, executor_type=_KillAtOnce, budget="60s")
+    records = _run(tmp_path, clock, runner, budget="60s")
+    default = _study(tmp_path).user_attrs["engine_default_trial"]
+    retries = [r for r in records if r.retry_of == default]
+    assert len(retries) == 1 and retries[0].engine_default
+    assert retries[0].state == TrialState.COMPLETE
+    _assert_default_lineage_marked(records, default)
 
 
 def test_the_same_command_again_adds_a_session_without_double_promotion(tmp_path: Path) -> None:

@@ -14,10 +14,14 @@ def _config(lr: float) -> dict:
 
 
 def _short(number: int, score: float | None, lr: float, cost: float = 1.0,
-           state: TrialState = TrialState.COMPLETE, val_loss: float | None = None) -> TrialRecord:
+           state: TrialState = TrialState.COMPLETE, val_loss: float | None = None,
+           default: bool = False) -> TrialRecord:
+    attrs: dict = {} if val_loss is None else {"val_loss": val_loss}
+    if default:
+        attrs["engine_default"] = True
     return TrialRecord(number=number, state=state, stage="short", session=0, params={},
                        distributions={}, config=_config(lr), val_score=score, cost=cost,
-                       device_seconds=20.0, attrs={} if val_loss is None else {"val_loss": val_loss})
+                       device_seconds=20.0, attrs=attrs)
 
 
 def _full(number: int, source: TrialRecord, state: TrialState = TrialState.COMPLETE) -> TrialRecord:
@@ -61,3 +65,13 @@ def test_equal_scores_rank_by_validation_loss_before_cost() -> None:
     records = [_short(0, 0.7, 1e-4, cost=1.0, val_loss=0.9), _short(1, 0.7, 2e-4, cost=2.0, val_loss=0.3),
                _short(2, 0.7, 3e-4, cost=0.5), _short(3, 0.6, 4e-4, val_loss=0.1)]
     assert [p.source.number for p in select_promotions(records, top_k=4)] == [1, 0, 2, 3]
+
+
+def test_the_engine_default_wins_exact_ties_but_not_a_higher_score() -> None:
+    """An exact tie is no evidence against the configuration the search started from."""
+    default = _short(0, 0.8, 1e-4, cost=2.0, val_loss=0.9, default=True)
+    tied = _short(1, 0.8, 2e-4, cost=1.0, val_loss=0.2)
+    better = _short(2, 0.9, 3e-4, val_loss=0.5)
+    assert [p.source.number for p in select_promotions([default, tied], top_k=2)] == [0, 1]
+    assert [p.source.number for p in select_promotions([default, tied, better], top_k=3)] == [2, 0, 1]
+    assert [p.source.number for p in select_promotions([tied, default], top_k=1)] == [0]
