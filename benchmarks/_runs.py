@@ -22,12 +22,14 @@ Record = dict[str, Any]
 
 
 def code_version() -> str:
-    """The checkout's commit (with '+' when the tree has changes), or '-' outside git."""
+    """The checkout's commit (with '+' when code has uncommitted changes), or '-' outside git."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                                 capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # docs/ is left out: the benchmarks rewrite their own tables there as they run
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)docs"],
                                cwd=root, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "-"
