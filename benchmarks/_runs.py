@@ -41,6 +41,8 @@ class RunLog:
 
     def __init__(self, path: Path, reuse: bool = True) -> None:
         self.path = path
+        # the code this process runs: read at start, since later commits do not change it
+        self.code = code_version()
         self._results: dict[str, Record] = {}
         if reuse and path.is_file():
             for line in path.read_text().splitlines():
@@ -59,7 +61,7 @@ class RunLog:
         found = self.get(key)
         if found is not None:
             return found
-        result = {**compute(), "code": code_version()}
+        result = {**compute(), "code": self.code}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+") as f:
             if f.tell() > 0:  # a kill may have left a last line without its newline

@@ -134,6 +134,8 @@ class SearchLoop:
         self.clock = clock
         self._running: dict[int, _Running] = {}
         self._started = time.time()
+        # read once: the study records its default-first trial before any loop runs
+        self._default_trial = handle.attrs.get(ENGINE_DEFAULT_TRIAL)
         self._last_beat = -math.inf
         self._failures = 0
         self._successes = 0
@@ -220,7 +222,7 @@ class SearchLoop:
             trial = self.handle.ask_like(source, {**attrs, RETRY_OF: source.number})
         else:
             trial = self.handle.ask()
-            if trial.number == self.handle.attrs.get(ENGINE_DEFAULT_TRIAL):
+            if trial.number == self._default_trial:
                 attrs[ENGINE_DEFAULT] = True
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
