@@ -60,10 +60,18 @@ def _one_thread_per_task(device: torch.device) -> Iterator[int]:
 
 
 def parallel_map(fn: Callable[[Item], Result], items: Sequence[Item], workers: int) -> list[Result]:
-    """`map` over a thread pool: torch ops and POT's solver release the GIL."""
+    """`map` over a thread pool: torch ops and POT's solver release the GIL.
+
+    Each pool thread is set to one torch thread: OpenMP's thread count is per thread, so a
+    fresh thread would otherwise run with the machine's default, and two concurrent QRs or
+    eigensolvers then get thread teams whose size depends on timing. Their rounding differs,
+    and a seeded alignment run would not repeat bit for bit.
+    """
     if workers <= 1 or len(items) <= 1:
         return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+    with ThreadPoolExecutor(
+        max_workers=min(workers, len(items)), initializer=torch.set_num_threads, initargs=(1,)
+    ) as pool:
         return list(pool.map(fn, items))
 
 

@@ -184,6 +184,33 @@ def test_gaussian_label_distances_are_exact_for_rank_deficient_classes() -> None
     )
 
 
+def test_gaussian_label_distances_repeat_bit_for_bit_on_two_threads() -> None:
+    # Class QRs and pair eigensolvers run side by side in a thread pool. Unless each pool
+    # thread is held to one torch thread, concurrent MKL calls get timing-dependent thread
+    # teams and the low bits change from call to call, so seeded alignment runs did not
+    # repeat. Sizes as in an alignment step on breast_cancer: 384 dims, batch 64, 2 classes
+    # (the class sizes matter: with 28 and 36 rows, 20 calls without the fix gave 2 results).
+    generator = torch.Generator().manual_seed(5)
+    source = gaussian_classes(
+        torch.randn(600, 384, generator=generator), torch.arange(600) % 10, 10
+    )
+    inputs = torch.randn(64, 384, generator=generator)
+    labels = (torch.arange(64) >= 28).long()  # classes of 28 and 36 rows
+    weight = torch.randn(384, 384, generator=generator) / 384**0.5
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for _ in range(20):
+            target = inputs @ weight  # a multi-threaded op between calls, as a model's forward
+            classes = gaussian_classes(target, labels, 2)
+            distances = bures_distances(source, classes)
+            runs.append((classes.factors.numpy().tobytes(), distances.numpy().tobytes()))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(set(runs)) == 1
+
+
 @pytest.mark.parametrize("name", ["otdd_exact", "otdd_gaussian"])
 def test_source_side_is_computed_once(clouds: Clouds, name: str) -> None:
     xs, ys = clouds(40, 5, 3, seed=12)
