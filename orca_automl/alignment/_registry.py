@@ -8,7 +8,7 @@ from orca_automl.alignment._base import AlignmentMetric
 from orca_automl.errors import OrcaInputError
 from orca_automl.registry import Registry
 
-ALIGNMENT_METRICS: Registry[type[AlignmentMetric]] = Registry("alignment metric")
+ALIGNMENT_METRICS: Registry[type[AlignmentMetric], None] = Registry("alignment metric")
 
 
 def create_metric(name: str, **params: object) -> AlignmentMetric:

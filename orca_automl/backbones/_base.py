@@ -3,9 +3,11 @@
 A backbone is split at its input layer: the task-specific embedder replaces that layer, the
 rest (the "body") is kept whole. Two kinds exist: "sequence" bodies take token vectors of
 width `width` (HF encoders via `inputs_embeds`); "image" bodies take the feature map their
-first convolution would have produced (`width` channels). `align_features` maps an embedder's
-output to the pooled vectors the body actually receives, and `reference_features` gives the
-same view of the backbone's own pretraining modality: those are the two sides of alignment.
+first convolution would have produced (`width` channels). `SequenceBackbone` and
+`ImageBackbone` declare what the embedders of each kind read from the body. `align_features`
+maps an embedder's output to the pooled vectors the body actually receives, and
+`reference_features` gives the same view of the backbone's own pretraining modality: those
+are the two sides of alignment.
 """
 
 from __future__ import annotations
@@ -64,12 +66,48 @@ class Backbone(nn.Module, ABC):
         """Width of the body's output tokens or channels (what the head reads)."""
 
     @abstractmethod
-    def save_architecture(self, folder: Path) -> dict[str, Any]:
-        """Write what rebuilding this architecture needs (no weights, no hub) and return the
-        backbone_args that rebuild it from there."""
+    def save_architecture(self, folder: Path) -> tuple[str, dict[str, Any]]:
+        """Write what rebuilding this architecture needs into `folder` (no weights, no hub)
+        and return the registered backbone name and the backbone_args that rebuild it from
+        there with `pretrained: false` (saved models load their own weights on top)."""
+
+    def unused_input_layer(self) -> nn.Module:
+        """The original input layer still held but bypassed (the embedder replaces it): its
+        weights get no gradient, so fine-tuning leaves them out. None held by default."""
+        return nn.Module()
 
     def notes(self) -> list[str]:
         """Caveats that every result touching this backbone must carry."""
         if self.pretrained:
             return []
         return [f"backbone {self.identity} runs with RANDOM weights (pretrained: false)"]
+
+
+class SequenceBackbone(Backbone):
+    """A body fed token vectors (B, T, width): what sequence embedders need to know of it.
+
+    Attributes:
+        max_positions: the most tokens the body's position table covers.
+    """
+
+    kind = "sequence"
+    max_positions: int
+
+    @abstractmethod
+    def token_norm(self) -> float:
+        """Mean L2 norm of the pretrained token vectors: the scale an embedder must match."""
+
+
+class ImageBackbone(Backbone):
+    """A body fed its first convolution's feature map: what image embedders need of it.
+
+    Attributes:
+        image_size: the resolution inputs are resized to before that convolution.
+    """
+
+    kind = "image"
+    image_size: int
+
+    @abstractmethod
+    def fresh_stem(self) -> nn.Conv2d:
+        """A trainable copy of the pretrained first convolution for an embedder to own."""

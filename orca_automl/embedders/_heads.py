@@ -81,7 +81,7 @@ class HeadSpec:
     dropout: float = 0.0
 
 
-HEADS: Registry[Callable[[HeadSpec], nn.Module]] = Registry("head")
+HEADS: Registry[Callable[[HeadSpec], nn.Module], None] = Registry("head")
 
 
 @HEADS.register("pool_linear")

@@ -9,12 +9,15 @@ signal; that scale mismatch was the cause of the underfitting our prototype saw.
 from __future__ import annotations
 
 import math
+from typing import Any, Self
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from orca_automl.backbones import Backbone, SequenceBackbone
 from orca_automl.embedders._base import Embedder, TokenLayout
+from orca_automl.embedders._registry import EMBEDDERS, EmbedderInfo
 from orca_automl.errors import OrcaInputError
 
 
@@ -47,6 +50,20 @@ def patch_size(length: int, target_seq_len: int, max_positions: int) -> int:
     return k
 
 
+def token_args(backbone: Backbone) -> dict[str, Any]:
+    """What a sequence embedder reads from its body: token width, scale and positions."""
+    if not isinstance(backbone, SequenceBackbone):
+        raise OrcaInputError(
+            f"backbone {backbone.identity} is not a SequenceBackbone: sequence embedders need "
+            "its token width, token norm and positions"
+        )
+    return {
+        "width": backbone.width,
+        "token_norm": backbone.token_norm(),
+        "max_positions": backbone.max_positions,
+    }
+
+
 class _Patch1d(Embedder):
     """Shared padding and layout for 1D patch embedders."""
 
@@ -56,6 +73,12 @@ class _Patch1d(Embedder):
         self.tokens = math.ceil(length / patch)
         self.layout = TokenLayout("1d", patch=patch, length=length)
 
+    @classmethod
+    def from_backbone(cls, backbone: Backbone, input_shape: tuple[int, ...], **args: Any) -> Self:
+        """(C, L) series; (F,) tabular rows are one-channel sequences of length F."""
+        channels = input_shape[0] if len(input_shape) > 1 else 1
+        return cls(channels=channels, length=input_shape[-1], **token_args(backbone), **args)
+
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 2:  # tabular rows (B, F) are one-channel sequences
             x = x.unsqueeze(1)
@@ -63,15 +86,16 @@ class _Patch1d(Embedder):
         return F.pad(x, (0, extra)) if extra else x
 
 
+@EMBEDDERS.register("conv1d", EmbedderInfo(
+    modalities=("1d", "tabular"), backbone_kind=SequenceBackbone.kind,
+    defaults={"target_seq_len": 64}, default_for=("1d",),
+))
 class Conv1dEmbedder(_Patch1d):
     """ORCA's 1D embedder: Conv1d(C -> width, kernel = stride = k) + LayerNorm."""
 
-    modalities = ("1d", "tabular")
-    backbone_kind = "sequence"
-
     def __init__(
         self, channels: int, length: int, width: int, token_norm: float, max_positions: int,
-        target_seq_len: int = 64,
+        target_seq_len: int,
     ) -> None:
         super().__init__(channels, length, patch_size(length, target_seq_len, max_positions))
         self.conv = nn.Conv1d(channels, width, kernel_size=self.patch, stride=self.patch)
@@ -81,16 +105,17 @@ class Conv1dEmbedder(_Patch1d):
         return self.norm(self.conv(self._pad(x)).transpose(1, 2))
 
 
+@EMBEDDERS.register("patch_mlp", EmbedderInfo(
+    modalities=("1d",), backbone_kind=SequenceBackbone.kind,
+    defaults={"target_seq_len": 64, "hidden": 256},
+))
 class PatchMLPEmbedder(_Patch1d):
     """Non-overlapping patches through a two-layer MLP: a non-linear alternative to the
     single linear map of Conv1d, for series whose local shape matters more than level."""
 
-    modalities = ("1d",)
-    backbone_kind = "sequence"
-
     def __init__(
         self, channels: int, length: int, width: int, token_norm: float, max_positions: int,
-        target_seq_len: int = 64, hidden: int = 256,
+        target_seq_len: int, hidden: int,
     ) -> None:
         super().__init__(channels, length, patch_size(length, target_seq_len, max_positions))
         self.mlp = nn.Sequential(
@@ -105,12 +130,13 @@ class PatchMLPEmbedder(_Patch1d):
         return self.norm(self.mlp(patches.reshape(b, self.tokens, c * self.patch)))
 
 
+@EMBEDDERS.register("tabular_linear", EmbedderInfo(
+    modalities=("tabular",), backbone_kind=SequenceBackbone.kind, defaults={},
+    default_for=("tabular",),
+))
 class TabularEmbedder(Embedder):
     """One token per feature: token_f = x_f * w_f + b_f (each feature its own direction),
     as ORCA embeds tabular data; categorical columns arrive one-hot encoded."""
-
-    modalities = ("tabular",)
-    backbone_kind = "sequence"
 
     def __init__(self, features: int, width: int, token_norm: float, max_positions: int) -> None:
         super().__init__()
@@ -123,19 +149,24 @@ class TabularEmbedder(Embedder):
         self.bias = nn.Parameter(torch.randn(features, width) / math.sqrt(width))
         self.norm = ScaledLayerNorm(width, token_norm)
 
+    @classmethod
+    def from_backbone(cls, backbone: Backbone, input_shape: tuple[int, ...], **args: Any) -> Self:
+        return cls(features=input_shape[-1], **token_args(backbone), **args)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x.unsqueeze(-1) * self.weight + self.bias)
 
 
+@EMBEDDERS.register("patch_tokens", EmbedderInfo(
+    modalities=("2d",), backbone_kind=SequenceBackbone.kind, defaults={"target_seq_len": 64},
+    default_for=("2d",),
+))
 class PatchTokensEmbedder(Embedder):
     """2D grids for a sequence backbone: p x p patches -> Conv2d -> tokens (ViT-style)."""
 
-    modalities = ("2d",)
-    backbone_kind = "sequence"
-
     def __init__(
         self, channels: int, height: int, width_px: int, width: int, token_norm: float,
-        max_positions: int, target_seq_len: int = 64,
+        max_positions: int, target_seq_len: int,
     ) -> None:
         super().__init__()
         target = min(target_seq_len, max_positions)
@@ -147,6 +178,11 @@ class PatchTokensEmbedder(Embedder):
         self.layout = TokenLayout("2d", patch=p, height=height, width=width_px)
         self.conv = nn.Conv2d(channels, width, kernel_size=p, stride=p)
         self.norm = ScaledLayerNorm(width, token_norm)
+
+    @classmethod
+    def from_backbone(cls, backbone: Backbone, input_shape: tuple[int, ...], **args: Any) -> Self:
+        c, h, w = input_shape
+        return cls(channels=c, height=h, width_px=w, **token_args(backbone), **args)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gh, gw = self.grid

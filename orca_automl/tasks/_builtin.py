@@ -29,7 +29,7 @@ class TaskBuilder(Protocol):
     def __call__(self, seed: int, val_fraction: float | None = None) -> Task: ...
 
 
-TASKS: Registry[TaskBuilder] = Registry("task")
+TASKS: Registry[TaskBuilder, None] = Registry("task")
 
 #: Validation share of the tiny UCR/UEA training sets (see the module docstring).
 TINY_VAL_FRACTION = 0.2

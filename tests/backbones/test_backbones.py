@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from orca_automl.backbones import BACKBONES, create_backbone
+from orca_automl.backbones import (
+    BACKBONES,
+    ImageBackbone,
+    SequenceBackbone,
+    backbone_kind,
+    create_backbone,
+    default_backbone,
+)
 from orca_automl.backbones._reference import image_crops
 from orca_automl.backbones._timm import packaged_efficientnet_lite0
 from orca_automl.errors import OrcaInputError
@@ -16,6 +23,28 @@ from orca_automl.errors import OrcaInputError
 
 def test_registry_names() -> None:
     assert {"minilm", "hf", "timm", "efficientnet_lite0"} <= set(BACKBONES.names())
+
+
+def test_auto_picks_the_packaged_backbones() -> None:
+    assert [default_backbone(m) for m in ("1d", "tabular", "2d")] == [
+        "minilm", "minilm", "efficientnet_lite0"
+    ]
+    assert default_backbone("3d") is None
+    assert [backbone_kind(n) for n in ("minilm", "hf", "timm", "efficientnet_lite0")] == [
+        "sequence", "sequence", "image", "image"
+    ]
+
+
+def test_hf_architecture_rebuilds_without_weights(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    body = create_backbone("hf", {"name_or_path": str(tiny_bert_dir)})
+    assert isinstance(body, SequenceBackbone) and body.max_positions == 128
+    assert body.unused_input_layer() is body.model.get_input_embeddings()
+    name, args = body.save_architecture(tmp_path / "arch")
+    assert (name, args) == ("hf", {"name_or_path": str(tmp_path / "arch")})
+    assert (tmp_path / "arch" / "config.json").is_file()
+    rebuilt = create_backbone(name, args, pretrained=False)
+    shapes = {k: v.shape for k, v in body.state_dict().items()}
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes
 
 
 def test_hf_from_local_folder(tiny_bert_dir: Path) -> None:
@@ -83,6 +112,22 @@ def test_timm_local_checkpoint(tiny_timm_checkpoint: Path) -> None:
     assert body(stem_out).shape[:2] == (2, body.out_features)
     with pytest.raises(OrcaInputError, match="does not exist"):
         create_backbone("timm", {"name": "resnet10t", "checkpoint": "missing.pth"})
+
+
+def test_timm_architecture_rebuilds_by_name(tiny_timm_checkpoint: Path, tmp_path: Path) -> None:
+    body = create_backbone("timm", {"name": "resnet10t", "checkpoint": str(tiny_timm_checkpoint),
+                                    "image_size": 32})
+    assert isinstance(body, ImageBackbone) and body.image_size == 32
+    assert body.unused_input_layer() is body.stem
+    stem = body.fresh_stem()
+    assert stem is not body.stem
+    torch.testing.assert_close(stem.weight, body.stem.weight)
+    name, args = body.save_architecture(tmp_path)
+    assert (name, args) == ("timm", {"name": "resnet10t", "image_size": 32})
+    assert list(tmp_path.iterdir()) == []  # nothing to write: timm knows the architecture
+    rebuilt = create_backbone(name, args, pretrained=False)
+    shapes = {k: v.shape for k, v in body.state_dict().items()}
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes
 
 
 @pytest.mark.integration

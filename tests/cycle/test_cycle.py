@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from orca_automl.config import OrcaConfig
-from orca_automl.cycle import CycleCallback, evaluate, load_model, run_cycle, save_model
+from orca_automl.config import ModelConfig, OrcaConfig
+from orca_automl.cycle import (
+    CycleCallback,
+    build_model,
+    evaluate,
+    load_model,
+    run_cycle,
+    save_model,
+)
+from orca_automl.cycle._model import resolve_backbone_name
 from orca_automl.errors import OrcaInputError
 
 
@@ -109,6 +117,41 @@ def test_save_and_load_roundtrip(tiny_bert_dir: Path, toy_task, tmp_path: Path) 
         saved.predict(bad)
     with pytest.raises(OrcaInputError, match="not a saved model folder"):
         load_model(tmp_path)
+
+
+def test_image_model_saves_and_loads_by_name(toy_task, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An image body is rebuilt from its timm name: no backbone/ folder, same predictions."""
+    task = toy_task(modality="2d", shape=(1, 8, 8))
+    cfg = OrcaConfig.from_dict({"model": {"backbone_args": {"image_size": 32}}})
+    model = build_model(task, cfg.model, seed=0).eval()
+    folder = save_model(model, task, cfg, tmp_path / "model")
+    assert not (folder / "backbone").exists()
+    saved = load_model(folder)
+    rebuild = saved.meta["rebuild"]
+    assert (rebuild["backbone"], rebuild["backbone_args"], rebuild["pretrained"]) == (
+        "timm", {"name": "tf_efficientnet_lite0", "image_size": 32}, False
+    )
+    expected = model(torch.from_numpy(task.test.X)).argmax(1).numpy()
+    np.testing.assert_array_equal(saved.predict(task.test.X), expected)
+
+
+@pytest.mark.parametrize("modality, shape", [("1d", (2, 32)), ("2d", (1, 8, 8))])
+def test_body_parameters_leave_out_the_bypassed_input_layer(toy_task, modality, shape) -> None:  # type: ignore[no-untyped-def]
+    task = toy_task(modality=modality, shape=shape, n=8)
+    args = {"image_size": 32} if modality == "2d" else {}
+    model = build_model(task, ModelConfig(backbone_args=args), seed=0)
+    unused = {id(p) for p in model.backbone.unused_input_layer().parameters()}
+    assert unused  # the word embeddings (text) or the pretrained stem (image)
+    body = {id(p) for p in model.body_parameters()}
+    assert body and not body & unused
+    assert body | unused == {id(p) for p in model.backbone.parameters()}
+
+
+def test_auto_backbone_per_modality() -> None:
+    assert resolve_backbone_name(ModelConfig(), "tabular") == "minilm"
+    assert resolve_backbone_name(ModelConfig(backbone="timm"), "1d") == "timm"
+    with pytest.raises(OrcaInputError, match="no default backbone for 3d tasks"):
+        resolve_backbone_name(ModelConfig(), "3d")
 
 
 def test_random_body_is_flagged(tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[no-untyped-def]

@@ -15,8 +15,10 @@ from orca_automl.embedders import (
     compatible_embedders,
     create_embedder,
     create_head,
+    default_embedder,
 )
-from orca_automl.embedders._sequence import patch_size
+from orca_automl.embedders._image import StemConvEmbedder
+from orca_automl.embedders._sequence import Conv1dEmbedder, patch_size
 from orca_automl.errors import OrcaInputError
 
 
@@ -44,6 +46,15 @@ def test_sequence_embedders_match_token_scale(bert, name: str) -> None:  # type:
     assert out.shape == (4, 15, 32)  # k = ceil(150 / 16) = 10
     # vectors have the norm of the backbone's own word embeddings, not sqrt(width)
     assert out.norm(dim=-1).mean().item() == pytest.approx(bert.token_norm(), rel=0.15)
+
+
+def test_registered_defaults_apply_under_user_args(bert, effnet) -> None:  # type: ignore[no-untyped-def]
+    default = create_embedder("patch_mlp", "1d", (1, 640), bert)
+    assert default.tokens == 64 and default.mlp[0].out_features == 256  # target_seq_len 64
+    mixed = create_embedder("patch_mlp", "1d", (1, 640), bert, {"hidden": 8})
+    assert mixed.tokens == 64 and mixed.mlp[0].out_features == 8
+    adapter = create_embedder("conv_adapter", "2d", (1, 8, 8), effnet)
+    assert adapter.adapter[0].out_channels == 16
 
 
 def test_tabular_embedder_one_token_per_feature(bert) -> None:  # type: ignore[no-untyped-def]
@@ -85,6 +96,15 @@ def test_incompatible_embedders_are_refused(bert, effnet) -> None:  # type: igno
         create_embedder("nope", "1d", (1, 100), bert)
     with pytest.raises(OrcaInputError, match="bad embedder_args"):
         create_embedder("conv1d", "1d", (1, 100), bert, {"stride": 3})
+    with pytest.raises(OrcaInputError, match="no embedder turns tabular inputs into a image"):
+        create_embedder("auto", "tabular", (5,), effnet)
+
+
+def test_embedders_refuse_a_body_of_the_wrong_type(bert, effnet) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(OrcaInputError, match="is not a SequenceBackbone"):
+        Conv1dEmbedder.from_backbone(effnet, (1, 100), target_seq_len=8)
+    with pytest.raises(OrcaInputError, match="is not an ImageBackbone"):
+        StemConvEmbedder.from_backbone(bert, (1, 8, 8))
 
 
 def test_compatibility_table() -> None:
@@ -92,6 +112,11 @@ def test_compatibility_table() -> None:
     assert compatible_embedders("tabular") == ["conv1d", "tabular_linear"]
     assert compatible_embedders("2d", "image") == ["conv_adapter", "stem_conv"]
     assert set(EMBEDDERS.names()) >= {"conv1d", "stem_conv", "tabular_linear"}
+    assert [default_embedder(m, "sequence") for m in ("1d", "tabular", "2d")] == [
+        "conv1d", "tabular_linear", "patch_tokens"
+    ]
+    assert default_embedder("2d", "image") == "stem_conv"
+    assert default_embedder("1d", "image") is None
 
 
 def test_dense_tokens_head_reassembles_positions() -> None:
