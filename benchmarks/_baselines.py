@@ -79,12 +79,12 @@ def minirocket(task: Task, seed: int) -> float:
 
 
 def svm(task: Task) -> float:
-    grid = {"C": [1.0, 10.0, 100.0], "gamma": ["scale", 1e-2, 1e-3]}
+    grid: dict[str, list[Any]] = {"C": [1.0, 10.0, 100.0], "gamma": ["scale", 1e-2, 1e-3]}
     return _tuned(task, SVC if task.task_type == "classification" else SVR, grid)
 
 
 def gradient_boosting(task: Task, seed: int) -> float:
-    grid = {"learning_rate": [0.03, 0.1, 0.3], "max_leaf_nodes": [7, 15, 31]}
+    grid: dict[str, list[Any]] = {"learning_rate": [0.03, 0.1, 0.3], "max_leaf_nodes": [7, 15, 31]}
     if task.task_type == "classification":
         return _tuned(task, lambda **kw: HistGradientBoostingClassifier(random_state=seed, **kw), grid)
     return _tuned(task, lambda **kw: HistGradientBoostingRegressor(random_state=seed, **kw), grid)

@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from _baselines import one_nn  # benchmarks/ is on sys.path when run as a script
 from _report import summary, write_report
@@ -22,7 +23,7 @@ from orca_automl.config import OrcaConfig
 from orca_automl.cycle import evaluate, run_cycle
 from orca_automl.tasks import load_task
 
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "align + refine": {},
     "refine only (no alignment)": {"align.metric": "none"},
     "random body (align + refine)": {"model.pretrained": False},
@@ -54,10 +55,10 @@ def main() -> None:
                 start = time.perf_counter()
                 result = run_cycle(task, cfg)
                 test = evaluate(result.model, task, "test")
-                metric = str(test["metric"])
-                scores[variant].append(float(test["value"]))
+                metric = test.metric
+                scores[variant].append(test.value)
                 seconds[variant].append(time.perf_counter() - start)
-                print(f"{name} seed {seed} {variant}: test {metric} {test['value']:.4f} "
+                print(f"{name} seed {seed} {variant}: test {metric} {test.value:.4f} "
                       f"({seconds[variant][-1]:.0f} s)", flush=True)
         row: dict[str, object] = {"task": name, "metric": metric}
         row.update({v: summary(s) for v, s in scores.items()})

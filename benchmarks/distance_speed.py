@@ -32,10 +32,7 @@ import torch
 from _report import write_report  # benchmarks/ is on sys.path when run as a script
 from threadpoolctl import threadpool_limits
 
-from orca_automl.alignment import create_metric
-from orca_automl.alignment._common import squared_distances
-from orca_automl.alignment._label_distances import class_clouds
-from orca_automl.alignment._transport import EMD_MAX_ITER
+from orca_automl.alignment import EMD_MAX_ITER, class_clouds, create_metric, squared_distances
 
 DIM = 384
 CLASSES = 10

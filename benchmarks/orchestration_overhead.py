@@ -32,6 +32,8 @@ from typing import Any
 import yaml
 from _report import write_report  # benchmarks/ is on sys.path when run as a script
 
+from orca_automl.config import OrcaConfig, Stage
+
 #: The one configuration every trial runs (short_fraction 1: the short and full schedules
 #: have the same steps; the promoted full run adds the test evaluation and saving a winner).
 BASE: dict[str, Any] = {
@@ -44,7 +46,7 @@ SMOKE: dict[str, Any] = {
     "align": {"steps": 1, "source_samples": 64, "batch_size": 32},
     "refine": {"steps": 2, "eval_every": 1},
 }
-LAUNCH = "import sys; from orca_automl.search import main; sys.exit(main())"
+LAUNCH = "import sys; from orca_automl.cli import search_main; sys.exit(search_main())"
 SAMPLE_SECONDS = 0.2
 
 
@@ -123,9 +125,9 @@ class Trial:
     wall time)."""
 
     number: int
-    stage: str
+    stage: Stage
     state: str
-    config: dict[str, Any]
+    config: OrcaConfig
     asked: float
     told: float
     work: float
@@ -181,10 +183,11 @@ def run_search(task: str, workers: int, budget: str, base: dict[str, Any], seed:
         record = TrialRecord.from_frozen(frozen)
         if frozen.datetime_start is None or frozen.datetime_complete is None:
             continue
-        trials.append(Trial(record.number, record.stage, record.state.name, record.config,
-                            frozen.datetime_start.timestamp(),
+        assert record.plan.config is not None
+        trials.append(Trial(record.number, record.plan.stage, record.state.name,
+                            record.plan.config, frozen.datetime_start.timestamp(),
                             frozen.datetime_complete.timestamp(),
-                            record.device_seconds))
+                            record.result.device_seconds))
     return Run(trials, launched, exited, memory.peak_rss, memory.peak_pss)
 
 
@@ -225,7 +228,6 @@ def run_in_process(task: str, seed: int, trials: list[Trial], timeout: float) ->
 
 def warm_reference_cache(base: dict[str, Any], task: str, seed: int) -> None:
     """Compute (or find) the backbone's reference features once, so no measured run does."""
-    from orca_automl.config import OrcaConfig
     from orca_automl.cycle import build_model
     from orca_automl.tasks import load_task
 
@@ -249,7 +251,7 @@ def summarise(label: str, workers: str, run: Run, in_process: float,
     gaps = [a - t.told for t, a in zip(run.trials, turnaround, strict=True) if a is not None]
     rate = 60.0 * len(run.trials) / (last - first)
     span = _mean([t.told - t.asked for t in done])
-    short = sum(t.stage == "short" for t in done)
+    short = sum(t.stage == Stage.SHORT for t in done)
     other = len(run.trials) - len(done)
     dash = "-"
     return {

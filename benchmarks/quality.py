@@ -19,6 +19,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from _baselines import classical, one_nn  # benchmarks/ is on sys.path when run as a script
 from _report import OUT_DIR, summary, write_report
@@ -40,7 +41,7 @@ TASKS = {
 }
 
 #: ORCA without search, and its two controls (overrides of the default OrcaConfig).
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "ORCA default": {},
     "no alignment": {"align.metric": "none"},
     "random body": {"model.pretrained": False},
@@ -152,7 +153,7 @@ def variant_result(task: Task, cfg: OrcaConfig) -> dict[str, object]:
     """One align + refine run of `cfg`: its test score."""
     start = time.perf_counter()
     test = evaluate(run_cycle(task, cfg).model, task, "test")
-    return {"test": float(test["value"]), "metric": str(test["metric"]),
+    return {"test": test.value, "metric": test.metric,
             "seconds": time.perf_counter() - start}
 
 

@@ -131,7 +131,7 @@ def phases(task_name: str, config: dict, precisions: list[str], repeats: int) ->
             times[precision]["align"].append(m["align end"] - m["align start"])
             times[precision]["refine"].append(end - m["align end"])
             times[precision]["total"].append(end - start)
-            tests[precision].append(float(evaluate(result.model, task, "test")["value"]))
+            tests[precision].append(evaluate(result.model, task, "test").value)
     reference = statistics.mean(times[precisions[0]]["refine"])
     return [{
         "precision": p,

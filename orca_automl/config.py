@@ -12,12 +12,21 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from orca_automl.errors import OrcaInputError
+
+
+class Stage(StrEnum):
+    """Which schedule a run uses: the search's SHORT screening run (every step count scaled by
+    `OrcaConfig.short_fraction`) or FULL training."""
+
+    SHORT = "short"
+    FULL = "full"
 
 
 @dataclass(frozen=True)
@@ -46,9 +55,9 @@ class ModelConfig:
 class AlignConfig:
     """Stage 2: train only the embedder to bring target features near the reference ones.
 
-    The default is gentle (lr = 10 x the body's refine lr, ORCA's rule; 20 steps): on tiny
-    tasks a strong alignment (60 steps at lr 1e-2) cut the OTDD 13x but cost GunPoint 0.1-0.2
-    test accuracy; the search explores stronger settings and "none".
+    The default is gentle (lr = 10 x the body's refine lr, ORCA's rule; 20 steps): strong
+    alignment hurt tiny tasks (docs/benchmarks/findings.md); the search explores stronger
+    settings and "none".
     """
 
     metric: str = "otdd_gaussian"
@@ -74,8 +83,9 @@ class RefineConfig:
     "cosine" after it. select: "best" (checkpoint with the best validation score, loss as
     tie-breaker), "final", or "auto" (best when the validation set has >= min_val_for_best
     samples, else final: selecting on a handful of samples is noise). precision: "auto" (bf16
-    autocast on CUDA, float32 elsewhere), "fp32", or "bf16" (bf16 autocast on any device: a
-    MiniLM training step ran 1.4x faster on a CPU with AVX512-BF16; see docs/benchmarks).
+    autocast on CUDA, float32 elsewhere), "fp32", or "bf16" (bf16 autocast on any device, also
+    CPUs with bf16 support; opt-in there until measured on more tasks, see
+    docs/benchmarks/trial_profile.md).
     """
 
     steps: int = 400
@@ -131,12 +141,12 @@ class OrcaConfig:
                 f"short_fraction must be in (0, 1], got {self.short_fraction}"
             )
 
-    def schedule(self, name: str) -> OrcaConfig:
-        """The config with the "short" or "full" schedule's step counts."""
-        if name == "full":
+    def schedule(self, stage: Stage | str) -> OrcaConfig:
+        """The config with the step counts of `stage`'s schedule."""
+        if stage not in tuple(Stage):
+            raise OrcaInputError(f"unknown schedule {stage!r}: use 'short' or 'full'")
+        if stage == Stage.FULL:
             return self
-        if name != "short":
-            raise OrcaInputError(f"unknown schedule {name!r}: use 'short' or 'full'")
         f = self.short_fraction
         align = dataclasses.replace(self.align, steps=int(round(self.align.steps * f)))
         refine = dataclasses.replace(

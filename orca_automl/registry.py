@@ -22,6 +22,8 @@ I = TypeVar("I")  # noqa: E741  (the info type; pairs with T)
 
 #: Modules outside this package -> how many registered entries they hold.
 _PLUGIN_ENTRIES: Counter[str] = Counter()
+#: "<concept> <name>" of the entries registered from a script run as `__main__`.
+_SCRIPT_ENTRIES: set[str] = set()
 
 
 def _plugin_module(obj: object) -> str | None:
@@ -38,6 +40,13 @@ def plugin_modules() -> list[str]:
     script run as `__main__` are not listed: no other process can import them by name.
     """
     return sorted(_PLUGIN_ENTRIES)
+
+
+def script_entries() -> list[str]:
+    """Entries ("<concept> <name>") registered from a script run as `__main__`: they exist in
+    this process only, so work that runs in other processes (the search's workers) cannot
+    use them."""
+    return sorted(_SCRIPT_ENTRIES)
 
 
 class Registry(Generic[T, I]):
@@ -74,6 +83,8 @@ class Registry(Generic[T, I]):
             module = _plugin_module(obj)
             if module is not None:
                 _PLUGIN_ENTRIES[module] += 1
+            if getattr(obj, "__module__", None) == "__main__":
+                _SCRIPT_ENTRIES.add(f"{self.concept} {name}")
             return obj
 
         return decorator
@@ -86,6 +97,7 @@ class Registry(Generic[T, I]):
             yield obj
         finally:
             del self._entries[name]
+            _SCRIPT_ENTRIES.discard(f"{self.concept} {name}")
             module = _plugin_module(obj)
             if module is not None:
                 _PLUGIN_ENTRIES[module] -= 1

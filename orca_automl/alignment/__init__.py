@@ -17,7 +17,18 @@ Example:
 
 from orca_automl.alignment import _l2, _mmd, _none, _otdd, _sliced  # noqa: F401  (registration)
 from orca_automl.alignment._base import AlignmentMetric
+from orca_automl.alignment._common import squared_distances
+from orca_automl.alignment._label_distances import class_clouds
 from orca_automl.alignment._pseudo_labels import pseudo_labels
 from orca_automl.alignment._registry import ALIGNMENT_METRICS, create_metric
+from orca_automl.alignment._transport import EMD_MAX_ITER
 
-__all__ = ["ALIGNMENT_METRICS", "AlignmentMetric", "create_metric", "pseudo_labels"]
+__all__ = [
+    "ALIGNMENT_METRICS",
+    "EMD_MAX_ITER",
+    "AlignmentMetric",
+    "class_clouds",
+    "create_metric",
+    "pseudo_labels",
+    "squared_distances",
+]

@@ -6,13 +6,13 @@ Example:
     >>> from orca_automl.tasks import load_task
     >>> task = load_task("gunpoint")
     >>> result = run_cycle(task, OrcaConfig(), schedule="short")   # doctest: +SKIP
-    >>> evaluate(result.model, task, "test")["value"]               # doctest: +SKIP
+    >>> evaluate(result.model, task, "test").value                  # doctest: +SKIP
 """
 
 from orca_automl.cycle._align import AlignOutcome, align, target_labels
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._model import OrcaModel, build_model
-from orca_automl.cycle._refine import Evaluation, RefineOutcome, evaluate_split, refine
+from orca_automl.cycle._refine import RefineOutcome, evaluate_split, refine
 from orca_automl.cycle._runner import (
     CycleResult,
     evaluate,
@@ -21,6 +21,7 @@ from orca_automl.cycle._runner import (
     run_cycle,
 )
 from orca_automl.cycle._saved import SavedModel, load_model, save_model
+from orca_automl.evaluation import Evaluation
 
 __all__ = [
     "AlignOutcome",

@@ -20,15 +20,8 @@ from torch import nn
 from orca_automl.config import RefineConfig
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._model import OrcaModel
+from orca_automl.evaluation import Evaluation
 from orca_automl.tasks import Split, Task, loss_for, metric_for
-
-
-@dataclass
-class Evaluation:
-    metric: str
-    value: float
-    score: float
-    loss: float
 
 
 @dataclass

@@ -10,11 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from orca_automl.config import OrcaConfig
+from orca_automl.config import OrcaConfig, Stage
 from orca_automl.cycle._align import AlignOutcome, align
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._model import OrcaModel, build_model
-from orca_automl.cycle._refine import Evaluation, evaluate_split, refine
+from orca_automl.cycle._refine import evaluate_split, refine
+from orca_automl.evaluation import Evaluation
 from orca_automl.tasks import Task
 
 
@@ -22,16 +23,14 @@ from orca_automl.tasks import Task
 class CycleResult:
     """What one run produced.
 
-    val_score is what the search maximises (the metric, negated when lower is better);
-    cost is the model's inference cost in GFLOPs per sample (deterministic, unlike latency);
+    val is the validation evaluation (its score is what the search maximises: the metric,
+    negated when lower is better; all NaN when the run stopped after alignment); cost is the
+    model's inference cost in GFLOPs per sample (deterministic, unlike latency);
     device_seconds is the run's measured compute time (wall time on its device);
     stopped is None, "align" (stopped by the callback after alignment) or "refine".
     """
 
-    val_score: float
-    val_metric: float
-    metric_name: str
-    val_loss: float
+    val: Evaluation
     align_curve: list[float]
     initial_align_loss: float | None
     final_align_loss: float | None
@@ -39,18 +38,18 @@ class CycleResult:
     cost: float
     stopped: str | None
     model: OrcaModel
-    schedule: str
+    schedule: Stage
     refine_steps: int = 0
     selected_step: int = 0
     selection: str = ""
     val_history: list[tuple[int, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def scores(self, test: dict[str, float | str]) -> dict[str, object]:
+    def scores(self, test: Evaluation) -> dict[str, object]:
         """What a saved model folder records about this run, given its test evaluation."""
         return {
-            "val": {"metric": self.metric_name, "value": self.val_metric},
-            "test": {"metric": test["metric"], "value": test["value"]},
+            "val": {"metric": self.val.metric, "value": self.val.value},
+            "test": {"metric": test.metric, "value": test.value},
             "initial_align_loss": self.initial_align_loss,
             "final_align_loss": self.final_align_loss,
             "gflops_per_sample": self.cost,
@@ -88,14 +87,15 @@ def run_cycle(
     task: Task,
     config: OrcaConfig,
     *,
-    schedule: str = "full",
+    schedule: Stage | str = Stage.FULL,
     callback: CycleCallback | None = None,
     device: str | torch.device | None = None,
 ) -> CycleResult:
-    """Align then refine `task` with `config` under the "short" or "full" schedule."""
+    """Align then refine `task` with `config` under the short or full schedule."""
     callback = callback or CycleCallback()
     dev = pick_device(device)
     cfg = config.schedule(schedule)
+    schedule = Stage(schedule)
     start = time.perf_counter()
     seed_everything(cfg.seed)
     model = build_model(task, cfg.model, cfg.seed).to(dev)
@@ -116,13 +116,10 @@ def run_cycle(
 
 def _result(
     ev: Evaluation, outcome: AlignOutcome, start: float, cost: float, stopped: str | None,
-    model: OrcaModel, schedule: str, notes: list[str],
+    model: OrcaModel, schedule: Stage, notes: list[str],
 ) -> CycleResult:
     return CycleResult(
-        val_score=ev.score,
-        val_metric=ev.value,
-        metric_name=ev.metric,
-        val_loss=ev.loss,
+        val=ev,
         align_curve=outcome.curve,
         initial_align_loss=outcome.initial,
         final_align_loss=outcome.final,
@@ -135,8 +132,9 @@ def _result(
     )
 
 
-def evaluate(model: nn.Module, task: Task, split: str = "test", device: str | torch.device | None = None) -> dict[str, float | str]:
+def evaluate(
+    model: nn.Module, task: Task, split: str = "test", device: str | torch.device | None = None
+) -> Evaluation:
     """Metric, score and loss of a trained model on one split ("train", "val" or "test")."""
     dev = pick_device(device) if device is not None else next(model.parameters()).device
-    ev = evaluate_split(model, task, getattr(task, split), dev)
-    return {"metric": ev.metric, "value": ev.value, "score": ev.score, "loss": ev.loss}
+    return evaluate_split(model, task, getattr(task, split), dev)

@@ -1,18 +1,20 @@
 """The search: budgeted Optuna studies whose trials run on Ray, with alignment-loss pruning,
 promotion of the best configurations to full training, and resumable state.
 
-`orca-search` (in `_command`) is the product; the pieces below are public so that a Python
-user can run the same search, and so each can be tested alone.
+`run_search(SearchOptions(...))` is the entry point (`orca-search` is a thin face over it);
+the pieces below are public so each can be used and tested alone. Nothing here prints or
+parses arguments: a running search reports through a `SearchCallback`.
 
 Example:
-    >>> from orca_automl.search import parse_budget, SearchSpace
+    >>> from orca_automl.search import SearchOptions, parse_budget, run_search
     >>> parse_budget("20cpu-minutes").seconds
     1200.0
-    >>> space = SearchSpace.load("cpu-small")                 # doctest: +SKIP
+    >>> result = run_search(SearchOptions(task="gunpoint", budget="10cpu-minutes"))  # doctest: +SKIP
 """
 
+from orca_automl.config import Stage
 from orca_automl.search._budget import Budget, BudgetLedger, format_seconds, parse_budget
-from orca_automl.search._command import build_parser, main, search
+from orca_automl.search._callbacks import Resumed, SearchCallback, SearchStart, Snapshot
 from orca_automl.search._executor import (
     ExecutionPlan,
     Executor,
@@ -21,9 +23,9 @@ from orca_automl.search._executor import (
     ray_execution,
 )
 from orca_automl.search._loop import LoopSettings, SearchFailed, SearchLoop
-from orca_automl.search._progress import Progress, Snapshot, describe_trial, winners_table
 from orca_automl.search._promotion import Promotion, full_cost_estimate, select_promotions
 from orca_automl.search._pruning import (
+    PRUNING_MODES,
     AlignLossPruner,
     AlignmentEvidence,
     AlignPruneRule,
@@ -31,33 +33,61 @@ from orca_automl.search._pruning import (
     RefinePruneRule,
     TrialMonitor,
     alignment_group,
+    pruners,
 )
-from orca_automl.search._records import TrialRecord
+from orca_automl.search._records import (
+    PruneKind,
+    PruneReason,
+    StudyKey,
+    TrialPlan,
+    TrialRecord,
+    TrialResult,
+    from_attrs,
+    short_value,
+    summarize,
+    to_attrs,
+)
+from orca_automl.search._resume import (
+    check_resumable,
+    fresh_study_name,
+    pending_retries,
+    reconcile_interrupted,
+)
 from orca_automl.search._runner import (
     CycleRunner,
-    RunReport,
-    Toolkit,
     TrialOutcome,
     TrialRequest,
     TrialRunner,
-    cycle_toolkit,
     execute_trial,
+    pack_folder,
 )
+from orca_automl.search._search import (
+    SAMPLERS,
+    Execution,
+    SearchOptions,
+    SearchResult,
+    run_search,
+)
+from orca_automl.search._sessions import Session, begin_session, end_session
 from orca_automl.search._space import Condition, Param, PromotionSettings, SearchSpace
+from orca_automl.search._space_file import (
+    available_spaces,
+    load_space,
+    parse_space,
+    resolve_space,
+)
 from orca_automl.search._storage import (
-    Session,
     StudyHandle,
-    begin_session,
-    check_resumable,
     check_storage_url,
     default_storage_url,
-    end_session,
     read_existing,
-    reconcile_interrupted,
     study_folder,
 )
+from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
 
 __all__ = [
+    "PRUNING_MODES",
+    "SAMPLERS",
     "AlignLossPruner",
     "AlignPruneRule",
     "AlignmentEvidence",
@@ -65,49 +95,68 @@ __all__ = [
     "BudgetLedger",
     "Condition",
     "CycleRunner",
+    "Execution",
     "ExecutionPlan",
     "Executor",
     "LoopSettings",
     "Param",
-    "Progress",
     "Promotion",
     "PromotionSettings",
+    "PruneKind",
+    "PruneReason",
     "RayExecutor",
     "RefineMedianPruner",
     "RefinePruneRule",
-    "RunReport",
+    "Resumed",
+    "SearchCallback",
     "SearchFailed",
     "SearchLoop",
+    "SearchOptions",
+    "SearchResult",
     "SearchSpace",
+    "SearchStart",
     "Session",
     "Snapshot",
+    "Stage",
     "StudyHandle",
+    "StudyKey",
     "Toolkit",
     "TrialMonitor",
     "TrialOutcome",
+    "TrialPlan",
     "TrialRecord",
     "TrialRequest",
+    "TrialResult",
     "TrialRunner",
     "alignment_group",
+    "available_spaces",
     "begin_session",
-    "build_parser",
     "check_resources",
     "check_resumable",
     "check_storage_url",
     "cycle_toolkit",
     "default_storage_url",
-    "describe_trial",
     "end_session",
+    "engine_choices",
     "execute_trial",
     "format_seconds",
+    "fresh_study_name",
+    "from_attrs",
     "full_cost_estimate",
-    "main",
+    "load_space",
+    "pack_folder",
     "parse_budget",
+    "parse_space",
+    "pending_retries",
+    "pruners",
     "ray_execution",
     "read_existing",
     "reconcile_interrupted",
-    "search",
+    "resolve_space",
+    "run_search",
     "select_promotions",
+    "short_value",
     "study_folder",
-    "winners_table",
+    "summarize",
+    "to_attrs",
 ]

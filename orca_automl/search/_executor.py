@@ -1,19 +1,23 @@
 """Where trials run: the executor interface and its Ray implementation.
 
-Ray's built-in Optuna searcher misrecords states (see ENVIRONMENT.md), so the driver keeps
+Ray Tune's Optuna searcher misrecords trial states (it records trials a scheduler stopped as
+COMPLETE and drops intermediate values of multi-objective studies), so the driver keeps
 Optuna's ask/tell to itself and uses Ray only to run `execute_trial` calls: one Ray task per
-trial, `--workers` at a time, each holding its CPU share and `--gpus-per-trial` GPUs. Trials
+trial, `workers` at a time, each holding its CPU share and `gpus_per_trial` GPUs. Trials
 holding GPUs get a fresh worker process each (`max_calls=1`) so GPU memory is handed back
 between trials; CPU workers are reused, which saves importing torch for every trial. Ray never
 retries a crashed trial behind the ledger's back (`max_retries=0`).
 
-Locally the command starts Ray itself, with its files under the study's folder, and stops
-it at the end; `--address` joins an existing cluster instead (whose nodes must have
-orca-automl installed).
+Locally the search starts Ray itself, with its files under the study's folder, and stops it at
+the end; an address joins an existing cluster instead (whose nodes must have orca-automl
+installed). Each worker imports the plugin modules (modules outside the package that registered
+backbones, embedders, distances, heads or tasks) before its first trial, so registered names
+resolve there as they do in the driver.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from orca_automl.errors import OrcaInputError
+from orca_automl.search._records import TrialResult
 from orca_automl.search._runner import TrialOutcome, TrialRequest, TrialRunner, execute_trial
 
 #: Ray puts unix sockets under its temp folder; their paths may not exceed 107 bytes, and
@@ -53,7 +58,8 @@ class Executor(ABC):
 @dataclass(frozen=True)
 class ExecutionPlan:
     """How to run trials: parallel workers, GPUs per trial, the device share a trial is charged
-    for, an existing cluster's address (None: start Ray locally with files in temp_dir)."""
+    for, an existing cluster's address (None: start Ray locally with files in temp_dir), and
+    the plugin modules every worker imports."""
 
     workers: int
     gpus_per_trial: float
@@ -61,6 +67,7 @@ class ExecutionPlan:
     address: str | None
     temp_dir: Path
     debug: bool = False
+    plugins: tuple[str, ...] = ()
 
 
 class RayExecutor(Executor):
@@ -68,7 +75,7 @@ class RayExecutor(Executor):
 
     def __init__(
         self, runner: TrialRunner, task: Any, cpus_per_trial: float, gpus_per_trial: float,
-        device_share: float,
+        device_share: float, plugins: tuple[str, ...] = (),
     ) -> None:
         import ray
 
@@ -76,15 +83,16 @@ class RayExecutor(Executor):
         self._runner = runner
         self._task = ray.put(task)
         self._device_share = device_share
+        self._plugins = plugins
         self._remote = ray.remote(
             num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0,
             max_calls=1 if gpus_per_trial > 0 else 0,
-        )(execute_trial)
-        self._running: dict[Any, tuple[int, str, float]] = {}
+        )(_execute_in_worker)
+        self._running: dict[Any, tuple[int, float]] = {}
 
     def submit(self, request: TrialRequest) -> None:
-        ref = self._remote.remote(self._runner, request, self._task)
-        self._running[ref] = (request.number, request.stage, time.monotonic())
+        ref = self._remote.remote(self._plugins, self._runner, request, self._task)
+        self._running[ref] = (request.number, time.monotonic())
 
     def wait(self, timeout: float) -> list[TrialOutcome]:
         if not self._running:
@@ -96,18 +104,29 @@ class RayExecutor(Executor):
 
     def in_flight(self) -> dict[int, float]:
         now = time.monotonic()
-        return {n: (now - t0) * self._device_share for n, _, t0 in self._running.values()}
+        return {n: (now - t0) * self._device_share for n, t0 in self._running.values()}
 
     def _collect(self, ref: Any) -> TrialOutcome:
-        number, stage, t0 = self._running.pop(ref)
+        number, t0 = self._running.pop(ref)
         try:
             outcome: TrialOutcome = self._ray.get(ref)
             return outcome
         except self._ray.exceptions.RayError as exc:  # the worker died (OOM kill, segfault)
             wall = time.monotonic() - t0
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return TrialOutcome(number, stage, "fail", wall * self._device_share, wall,
-                                error=f"{type(exc).__name__}: {first_line}")
+            return TrialOutcome(number, TrialResult(
+                device_seconds=wall * self._device_share, wall_seconds=wall,
+                error=f"{type(exc).__name__}: {first_line}",
+            ))
+
+
+def _execute_in_worker(
+    plugins: tuple[str, ...], runner: TrialRunner, request: TrialRequest, task: Any
+) -> TrialOutcome:
+    """`execute_trial` in a Ray worker, once the plugin modules are imported there."""
+    for module in plugins:
+        importlib.import_module(module)
+    return execute_trial(runner, request, task)
 
 
 def check_resources(workers: int, gpus_per_trial: float, cpus: float, gpus: float, where: str) -> None:
@@ -156,7 +175,8 @@ def ray_execution(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterat
         cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
         check_resources(plan.workers, plan.gpus_per_trial, cpus, gpus, where)
         cpus_per_trial = max(1.0, float(int(cpus // plan.workers)))
-        yield RayExecutor(runner, task, cpus_per_trial, plan.gpus_per_trial, plan.device_share)
+        yield RayExecutor(runner, task, cpus_per_trial, plan.gpus_per_trial, plan.device_share,
+                          plan.plugins)
     finally:
         ray.shutdown()
 

@@ -18,6 +18,7 @@ a run killed at any point resumes from what the database says.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import statistics
@@ -25,46 +26,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError
-from orca_automl.search._budget import BudgetLedger, format_seconds
+from orca_automl.search._budget import BudgetLedger
+from orca_automl.search._callbacks import SearchCallback, Snapshot
 from orca_automl.search._executor import Executor
-from orca_automl.search._progress import Progress, Snapshot
 from orca_automl.search._promotion import Promotion, select_promotions
 from orca_automl.search._pruning import AlignLossPruner, RefineMedianPruner
-from orca_automl.search._records import (
-    ALIGN_CURVE,
-    CONFIG,
-    DEVICE_SECONDS,
-    DEVICE_SHARE,
-    ENGINE_DEFAULT,
-    ENGINE_DEFAULT_TRIAL,
-    ERROR,
-    FINAL_ALIGN_LOSS,
-    METRIC_NAME,
-    MODEL_DIR,
-    NOTES,
-    PROMOTED_FROM,
-    PRUNED_REASON,
-    RETRY_OF,
-    SESSION,
-    STAGE,
-    TEST,
-    TEST_SCORE,
-    TRACEBACK,
-    VAL_CURVE,
-    VAL_LOSS,
-    VAL_METRIC,
-    WALL_SECONDS,
-    TrialRecord,
-)
+from orca_automl.search._records import StudyKey, TrialPlan, TrialRecord, TrialResult, json_safe
+from orca_automl.search._resume import beat, pending_retries
 from orca_automl.search._runner import TrialOutcome, TrialRequest, unpack_folder
+from orca_automl.search._sessions import total_spent
 from orca_automl.search._space import SearchSpace
-from orca_automl.search._storage import StudyHandle, pending_retries, total_spent
+from orca_automl.search._storage import StudyHandle
 
 ALIGN_RULE_TEXT = (
     "per (backbone, reference data, distance) group: Spearman rho between final alignment "
@@ -107,7 +85,7 @@ class SearchLoop:
 
     Example (with a fake runner, as the tests do):
         >>> loop = SearchLoop(handle, space, executor, BudgetLedger(600), settings,
-        ...                   Progress())                                   # doctest: +SKIP
+        ...                   SearchCallback())                             # doctest: +SKIP
         >>> records = loop.run()                                            # doctest: +SKIP
     """
 
@@ -118,7 +96,7 @@ class SearchLoop:
         executor: Executor,
         ledger: BudgetLedger,
         settings: LoopSettings,
-        progress: Progress,
+        callback: SearchCallback,
         align_pruner: AlignLossPruner | None = None,
         refine_pruner: RefineMedianPruner | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -128,14 +106,14 @@ class SearchLoop:
         self.executor = executor
         self.ledger = ledger
         self.settings = settings
-        self.progress = progress
+        self.callback = callback
         self.align_pruner = align_pruner or AlignLossPruner()
         self.refine_pruner = refine_pruner or RefineMedianPruner()
         self.clock = clock
         self._running: dict[int, _Running] = {}
         self._started = time.time()
         # read once: the study records its default-first trial before any loop runs
-        self._default_trial = handle.attrs.get(ENGINE_DEFAULT_TRIAL)
+        self._default_trial = handle.attrs.get(StudyKey.ENGINE_DEFAULT_TRIAL)
         self._last_beat = -math.inf
         self._failures = 0
         self._successes = 0
@@ -154,7 +132,6 @@ class SearchLoop:
             self._search(lambda: self.ledger.total)
             picks = select_promotions(self.records, self.settings.top_k)
         self._promote(picks)
-        self.progress.close()
         return self.records
 
     def _search_limit(self) -> float:
@@ -205,56 +182,48 @@ class SearchLoop:
                 break
             self._collect()
         for p in pending:
-            self.progress.note(
-                f"not promoted: trial {p.source.number} (val {p.source.val_score:.4f}) needs about "
-                f"{format_seconds(p.estimate_seconds)} of full training, "
-                f"{format_seconds(self.ledger.remaining)} of the budget is left"
-            )
+            self.callback.on_promotion_skipped(p, self.ledger.remaining)
 
     # ----------------------------------------------------------------- launching
     def _launch_short(self) -> None:
-        attrs: dict[str, Any] = {STAGE: "short", SESSION: self.settings.session,
-                                 DEVICE_SHARE: self.settings.device_share}
+        plan = TrialPlan(Stage.SHORT, self.settings.session, self.settings.device_share)
         if self._retries:
             source = self._retries.pop(0)
-            if source.engine_default:
-                attrs[ENGINE_DEFAULT] = True
-            trial = self.handle.ask_like(source, {**attrs, RETRY_OF: source.number})
+            trial = self.handle.ask_like(source, dataclasses.replace(
+                plan, engine_default=source.plan.engine_default, retry_of=source.number))
         else:
-            trial = self.handle.ask()
-            if trial.number == self._default_trial:
-                attrs[ENGINE_DEFAULT] = True
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
+            trial = self.handle.study.ask()
+            self.handle.write(trial, dataclasses.replace(
+                plan, engine_default=trial.number == self._default_trial))
         try:
             config = self.space.config(self.space.sample(trial), self.settings.seed)
         except OrcaInputError as exc:  # a combination of values the config refuses
-            trial.set_user_attr(ERROR, str(exc))
-            self.handle.study.tell(trial, state=TrialState.FAIL)
+            self.handle.finish(trial, TrialResult(error=str(exc)))
             self._count(failed=True, error=str(exc))
             self._refresh()
             return
-        config_dict = config.to_dict()
-        trial.set_user_attr(CONFIG, config_dict)
+        self.handle.write(trial, TrialPlan(config=config), "config")
         request = TrialRequest(
             number=trial.number,
-            stage="short",
-            config=config_dict,
+            stage=Stage.SHORT,
+            config=config,
             device_share=self.settings.device_share,
-            align_rule=self.align_pruner.rule(config_dict, self.evidence),
-            refine_rule=self.refine_pruner.rule(config.schedule("short").refine.steps, self.records),
+            align_rule=self.align_pruner.rule(config, self.evidence),
+            refine_rule=self.refine_pruner.rule(config.schedule(Stage.SHORT).refine.steps,
+                                                self.records),
         )
         self.executor.submit(request)
         self._running[trial.number] = _Running(trial, self._typical_short())
 
     def _launch_full(self, promotion: Promotion) -> None:
         source = promotion.source
-        trial = self.handle.ask_like(source, {
-            STAGE: "full", SESSION: self.settings.session, DEVICE_SHARE: self.settings.device_share,
-            PROMOTED_FROM: source.number, CONFIG: source.config,
-            **({ENGINE_DEFAULT: True} if source.engine_default else {}),
-        })
-        request = TrialRequest(trial.number, "full", source.config, self.settings.device_share)
+        assert source.plan.config is not None
+        trial = self.handle.ask_like(source, TrialPlan(
+            Stage.FULL, self.settings.session, self.settings.device_share, source.plan.config,
+            engine_default=source.plan.engine_default, promoted_from=source.number,
+        ))
+        request = TrialRequest(trial.number, Stage.FULL, source.plan.config,
+                               self.settings.device_share)
         self.executor.submit(request)
         self._running[trial.number] = _Running(trial, promotion.estimate_seconds)
 
@@ -262,46 +231,36 @@ class SearchLoop:
     def _collect(self) -> None:
         for outcome in self.executor.wait(self.settings.poll_seconds):
             self._finish(outcome)
-        self.progress.update(self._snapshot())
+        self.callback.on_progress(self._snapshot())
 
     def _finish(self, outcome: TrialOutcome) -> None:
         trial = self._running.pop(outcome.number).trial
-        attrs = _outcome_attrs(outcome)
-        report = outcome.report
-        if outcome.state == "complete" and report is not None and report.model_archive is not None:
+        result = outcome.result
+        if result.state == TrialState.COMPLETE and outcome.model_archive is not None:
             folder = self.settings.winners_dir / f"trial-{outcome.number}"
             if folder.exists():
                 shutil.rmtree(folder)
-            attrs[MODEL_DIR] = str(unpack_folder(report.model_archive, folder))
-        if report is not None and report.test is not None:
-            attrs[TEST] = _json_safe(report.test)
-            attrs[TEST_SCORE] = _json_safe(report.test.get("score"))
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        if outcome.state == "complete" and report is not None:
-            self.handle.study.tell(trial, [report.val_score, report.cost])
-        elif outcome.state == "pruned":
-            self.handle.study.tell(trial, state=TrialState.PRUNED)
-        else:
-            self.handle.study.tell(trial, state=TrialState.FAIL)
-        self.ledger.charge(outcome.device_seconds)
-        self._count(outcome.state == "fail", outcome.error)
+            result = dataclasses.replace(
+                result, model_dir=str(unpack_folder(outcome.model_archive, folder)))
+        self.handle.finish(trial, result)
+        self.ledger.charge(result.device_seconds)
+        self._count(result.state == TrialState.FAIL, result.error)
         self._refresh()
         record = next(r for r in self.records if r.number == outcome.number)
-        self.progress.update(self._snapshot())
-        self.progress.trial_finished(record)
+        self.callback.on_progress(self._snapshot())
+        self.callback.on_trial_end(record)
 
     def _refresh(self) -> None:
         """Re-read the study and rewrite its summary attributes."""
         self.records = self.handle.records()
         self.evidence = self.align_pruner.evidence(self.records)
-        self.handle.set_attr("device_seconds_spent", total_spent(self.records))
-        self.handle.set_attr("pruning_evidence", {
+        self.handle.set_attr(StudyKey.DEVICE_SECONDS_SPENT, total_spent(self.records))
+        self.handle.set_attr(StudyKey.PRUNING_EVIDENCE, {
             "alignment_rule": ALIGN_RULE_TEXT if self.align_pruner.enabled else "off",
             "min_trials": self.align_pruner.min_trials,
             "alpha": self.align_pruner.alpha,
             "max_fraction": self.align_pruner.max_fraction,
-            "groups": {g: _json_safe(e.to_attr()) for g, e in self.evidence.items()},
+            "groups": {g: json_safe(e.to_attr()) for g, e in self.evidence.items()},
             "refine_rule": (f"median stopping after {self.refine_pruner.min_trials} finished "
                             f"trials, from {self.refine_pruner.start_fraction:.0%} of refine steps")
                            if self.refine_pruner.enabled else "off",
@@ -327,8 +286,9 @@ class SearchLoop:
 
     def _typical_short(self) -> float:
         """Median device time of this study's finished short trials (0 before the first)."""
-        seconds = [r.device_seconds for r in self.records
-                   if r.stage == "short" and r.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        seconds = [r.result.device_seconds for r in self.records
+                   if r.plan.stage == Stage.SHORT
+                   and r.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         return statistics.median(seconds) if seconds else 0.0
 
     def _in_flight_seconds(self) -> float:
@@ -345,41 +305,5 @@ class SearchLoop:
 
     def _beat(self) -> None:
         if self.clock() - self._last_beat >= self.settings.heartbeat_seconds:
-            self.handle.beat(self._started)
+            beat(self.handle, self._started)
             self._last_beat = self.clock()
-
-
-def _outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        DEVICE_SECONDS: outcome.device_seconds,
-        WALL_SECONDS: outcome.wall_seconds,
-        VAL_CURVE: [[s, v] for s, v in outcome.val_curve],
-    }
-    report = outcome.report
-    if report is not None:
-        attrs.update({
-            ALIGN_CURVE: report.align_curve,
-            FINAL_ALIGN_LOSS: report.final_align_loss,
-            VAL_METRIC: report.val_metric,
-            METRIC_NAME: report.metric_name,
-            VAL_LOSS: report.val_loss,
-            NOTES: report.notes,
-        })
-    if outcome.pruned_reason is not None:
-        attrs[PRUNED_REASON] = outcome.pruned_reason
-    if outcome.error is not None:
-        attrs[ERROR] = outcome.error
-    if outcome.traceback is not None:
-        attrs[TRACEBACK] = outcome.traceback
-    return {k: _json_safe(v) for k, v in attrs.items()}
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become None: the dashboard parses attributes as strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value

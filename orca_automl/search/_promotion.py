@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from optuna.trial import TrialState
 
-from orca_automl.config import OrcaConfig
+from orca_automl.config import Stage
 from orca_automl.search._records import TrialRecord
 
 
@@ -31,11 +31,12 @@ class Promotion:
 
 def full_cost_estimate(record: TrialRecord) -> float:
     """Expected full-schedule device time: the short run's, scaled by the ratio of steps."""
-    full = OrcaConfig.from_dict(record.config)
-    short = full.schedule("short")
+    full = record.plan.config
+    assert full is not None, "only trials that ran have a cost to scale"
+    short = full.schedule(Stage.SHORT)
     full_steps = full.align.steps + full.refine.steps
     short_steps = max(1, short.align.steps + short.refine.steps)
-    return record.device_seconds * full_steps / short_steps
+    return record.result.device_seconds * full_steps / short_steps
 
 
 def select_promotions(records: Sequence[TrialRecord], top_k: int) -> list[Promotion]:
@@ -43,16 +44,17 @@ def select_promotions(records: Sequence[TrialRecord], top_k: int) -> list[Promot
     ranked = sorted(
         (
             r for r in records
-            if r.stage == "short" and r.state == TrialState.COMPLETE
+            if r.plan.stage == Stage.SHORT and r.state == TrialState.COMPLETE
             and r.val_score is not None and math.isfinite(r.val_score)
         ),
         key=TrialRecord.rank_key,
     )
     by_number = {r.number: r for r in records}
     done = {
-        _config_key(by_number[r.promoted_from])
+        _config_key(by_number[r.plan.promoted_from])
         for r in records
-        if r.stage == "full" and r.state == TrialState.COMPLETE and r.promoted_from in by_number
+        if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE
+        and r.plan.promoted_from in by_number
     }
     picks: list[Promotion] = []
     seen: set[str] = set()
@@ -69,4 +71,5 @@ def select_promotions(records: Sequence[TrialRecord], top_k: int) -> list[Promot
 
 
 def _config_key(record: TrialRecord) -> str:
-    return json.dumps(record.config, sort_keys=True)
+    config = record.plan.config
+    return json.dumps(config.to_dict() if config is not None else None, sort_keys=True)

@@ -27,29 +27,30 @@ from typing import Any
 import numpy as np
 from optuna.trial import TrialState
 
-from orca_automl.search._records import TrialRecord
+from orca_automl.config import OrcaConfig, Stage
+from orca_automl.search._records import PruneKind, PruneReason, TrialRecord
 
 
-def alignment_group(config: Mapping[str, Any]) -> str | None:
+def alignment_group(config: OrcaConfig) -> str | None:
     """The like-for-like key of a trial's alignment loss (None when it does not align).
 
     Example:
         >>> from orca_automl.config import OrcaConfig
-        >>> alignment_group(OrcaConfig().with_overrides({"model.backbone": "minilm"}).to_dict())
+        >>> alignment_group(OrcaConfig().with_overrides({"model.backbone": "minilm"}))
         'minilm | otdd_gaussian | 2000 reference samples'
     """
-    model, align = config["model"], config["align"]
-    if align["metric"] == "none" or align["steps"] == 0:
+    model, align = config.model, config.align
+    if align.metric == "none" or align.steps == 0:
         return None
-    parts = [str(model["backbone"])]
-    if model["backbone_args"]:
-        parts[0] += json.dumps(model["backbone_args"], sort_keys=True)
-    if not model["pretrained"]:
-        parts[0] += " (random weights)"
-    metric = str(align["metric"])
-    if align["metric_args"]:
-        metric += json.dumps(align["metric_args"], sort_keys=True)
-    return " | ".join([parts[0], metric, f"{align['source_samples']} reference samples"])
+    body = str(model.backbone)
+    if model.backbone_args:
+        body += json.dumps(model.backbone_args, sort_keys=True)
+    if not model.pretrained:
+        body += " (random weights)"
+    metric = str(align.metric)
+    if align.metric_args:
+        metric += json.dumps(align.metric_args, sort_keys=True)
+    return " | ".join([body, metric, f"{align.source_samples} reference samples"])
 
 
 @dataclass(frozen=True)
@@ -80,17 +81,17 @@ class AlignPruneRule:
     evidence: AlignmentEvidence
     threshold: float
 
-    def reason(self, final_loss: float) -> str | None:
+    def reason(self, final_loss: float) -> PruneReason | None:
         """Why a trial with this loss is pruned, or None to let it refine."""
         if math.isfinite(final_loss) and final_loss <= self.threshold:
             return None
         e = self.evidence
-        return (
+        return PruneReason(PruneKind.ALIGNMENT, (
             f"final alignment loss {final_loss:.4g} > {self.threshold:.4g}: among {e.trials} "
             f"finished '{e.group}' trials lower loss predicted higher validation score "
             f"(Spearman rho={e.spearman_rho:.2f}, p={e.p_value:.3f}), so the worst-aligned "
             f"{e.prune_fraction:.0%} are pruned before refine"
-        )
+        ))
 
 
 class AlignLossPruner:
@@ -119,17 +120,18 @@ class AlignLossPruner:
         """Evidence per alignment group, from COMPLETE short trials with both numbers."""
         pairs: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for r in records:
-            if r.stage != "short" or r.state != TrialState.COMPLETE or not r.config:
+            config, loss = r.plan.config, r.result.final_align_loss
+            if r.plan.stage != Stage.SHORT or r.state != TrialState.COMPLETE or config is None:
                 continue
-            group = alignment_group(r.config)
-            if group is None or r.final_align_loss is None or r.val_score is None:
+            group = alignment_group(config)
+            if group is None or loss is None or r.val_score is None:
                 continue
-            if math.isfinite(r.final_align_loss) and math.isfinite(r.val_score):
-                pairs[group].append((r.final_align_loss, r.val_score))
+            if math.isfinite(loss) and math.isfinite(r.val_score):
+                pairs[group].append((loss, r.val_score))
         return {g: self._calibrate(g, p) for g, p in sorted(pairs.items())}
 
     def rule(
-        self, config: Mapping[str, Any], evidence: Mapping[str, AlignmentEvidence]
+        self, config: OrcaConfig, evidence: Mapping[str, AlignmentEvidence]
     ) -> AlignPruneRule | None:
         """The rule for a trial about to start, or None when the evidence allows no pruning."""
         if not self.enabled:
@@ -172,7 +174,7 @@ class RefinePruneRule:
     last_step: int
     min_trials: int
 
-    def reason(self, step: int, best_so_far: float) -> str | None:
+    def reason(self, step: int, best_so_far: float) -> PruneReason | None:
         if step < self.start_step or step >= self.last_step:
             return None
         reached = [max(v for s, v in c if s <= step) for c in self.curves if c and c[0][0] <= step]
@@ -181,10 +183,10 @@ class RefinePruneRule:
         median = statistics.median(reached)
         if best_so_far >= median:
             return None
-        return (
+        return PruneReason(PruneKind.MEDIAN, (
             f"validation score {best_so_far:.4g} by refine step {step} is below the median "
             f"{median:.4g} that {len(reached)} finished trials had reached by then (median stopping)"
-        )
+        ))
 
 
 class RefineMedianPruner:
@@ -207,9 +209,11 @@ class RefineMedianPruner:
     def rule(self, refine_steps: int, records: Iterable[TrialRecord]) -> RefinePruneRule | None:
         if not self.enabled:
             return None
-        finished = (r for r in records if r.stage == "short" and r.state == TrialState.COMPLETE)
+        finished = (r for r in records
+                    if r.plan.stage == Stage.SHORT and r.state == TrialState.COMPLETE)
         curves = tuple(
-            c for c in (tuple(sorted((s, v) for s, v in r.val_curve if math.isfinite(v))) for r in finished)
+            c for c in (tuple(sorted((s, v) for s, v in r.result.val_curve if math.isfinite(v)))
+                        for r in finished)
             if c
         )
         if len(curves) < self.min_trials:
@@ -224,7 +228,7 @@ class TrialMonitor:
     def __init__(self, align_rule: AlignPruneRule | None, refine_rule: RefinePruneRule | None) -> None:
         self.align_rule = align_rule
         self.refine_rule = refine_rule
-        self.reason: str | None = None
+        self.reason: PruneReason | None = None
         self.val_curve: list[tuple[int, float]] = []
 
     def align_finished(self, curve: list[float]) -> bool:
@@ -241,7 +245,7 @@ class TrialMonitor:
         best = max(v for _, v in self.val_curve if math.isfinite(v))
         return self._stop_if(self.refine_rule.reason(step, best))
 
-    def _stop_if(self, reason: str | None) -> bool:
+    def _stop_if(self, reason: PruneReason | None) -> bool:
         self.reason = self.reason or reason
         return reason is None
 

@@ -11,6 +11,7 @@ Example:
 """
 
 from orca_automl.tasks._base import MODALITIES, TASK_TYPES, Normalizer, Split, Task
+from orca_automl.tasks._build import RawData, build_task
 from orca_automl.tasks._builtin import TASKS, TaskBuilder
 from orca_automl.tasks._factory import load_task
 from orca_automl.tasks._metrics import Metric, loss_for, metric_for
@@ -22,10 +23,12 @@ __all__ = [
     "TASK_TYPES",
     "Metric",
     "Normalizer",
+    "RawData",
     "Split",
     "TableEncoding",
     "Task",
     "TaskBuilder",
+    "build_task",
     "load_task",
     "loss_for",
     "metric_for",

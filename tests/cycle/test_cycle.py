@@ -45,8 +45,8 @@ def test_cycle_learns_and_aligns(tiny_bert_dir: Path, toy_task) -> None:  # type
                        callback=Record())
     assert len(result.align_curve) == 30 and steps == result.align_curve
     assert result.final_align_loss < 0.8 * result.initial_align_loss  # the distance falls
-    assert result.val_metric >= 0.8  # three well-separated classes
-    assert evaluate(result.model, task, "test")["value"] >= 0.8
+    assert result.val.value >= 0.8  # three well-separated classes
+    assert evaluate(result.model, task, "test").value >= 0.8
     assert result.cost > 0 and result.device_seconds > 0
     assert result.stopped is None and result.notes == []
 
@@ -56,9 +56,9 @@ def test_same_seed_same_result(tiny_bert_dir: Path, toy_task) -> None:  # type: 
     cfg = tiny_config(tiny_bert_dir, refine={"steps": 20})
     a, b = run_cycle(task, cfg), run_cycle(task, cfg)
     assert a.align_curve == b.align_curve
-    assert a.val_loss == b.val_loss
+    assert a.val.loss == b.val.loss
     c = run_cycle(task, cfg.with_overrides({"seed": 1}))
-    assert c.val_loss != a.val_loss
+    assert c.val.loss != a.val.loss
 
 
 def test_callback_stops_after_alignment(tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[no-untyped-def]
@@ -67,7 +67,7 @@ def test_callback_stops_after_alignment(tiny_bert_dir: Path, toy_task) -> None: 
             return False
 
     result = run_cycle(toy_task(), tiny_config(tiny_bert_dir), callback=Prune())
-    assert result.stopped == "align" and np.isnan(result.val_score)
+    assert result.stopped == "align" and np.isnan(result.val.score)
     assert result.final_align_loss is not None
 
 
@@ -82,11 +82,11 @@ def test_short_schedule_and_no_alignment(tiny_bert_dir: Path, toy_task) -> None:
 def test_other_task_types(tiny_bert_dir: Path, toy_task, task_type: str) -> None:  # type: ignore[no-untyped-def]
     task = toy_task(task_type)
     result = run_cycle(task, tiny_config(tiny_bert_dir, align={"metric": "mmd"}))
-    assert np.isfinite(result.val_score)
+    assert np.isfinite(result.val.score)
     if task_type == "regression":
-        assert result.metric_name == "r2" and result.val_metric > 0.5
+        assert result.val.metric == "r2" and result.val.value > 0.5
     if task_type == "dense":
-        assert result.metric_name == "relative_l2" and result.val_score == -result.val_metric
+        assert result.val.metric == "relative_l2" and result.val.score == -result.val.value
 
 
 def test_selection_rule(tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[no-untyped-def]
@@ -96,7 +96,7 @@ def test_selection_rule(tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[
     best = run_cycle(task, tiny_config(tiny_bert_dir, align={"metric": "none"},
                                        refine={"select": "best"}))
     assert best.selection == "best"
-    assert best.val_score == max(s for _, s in best.val_history)
+    assert best.val.score == max(s for _, s in best.val_history)
 
 
 def test_save_and_load_roundtrip(tiny_bert_dir: Path, toy_task, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +168,7 @@ def test_image_backbone_on_grids(toy_task) -> None:  # type: ignore[no-untyped-d
         "refine": {"steps": 30, "batch_size": 16, "eval_every": 10, "new_lr": 3e-3, "lr": 1e-3},
     })
     result = run_cycle(task, cfg)
-    assert result.final_align_loss is not None and np.isfinite(result.val_score)
+    assert result.final_align_loss is not None and np.isfinite(result.val.score)
 
 
 def test_bf16_precision_trains_in_bfloat16_on_the_cpu(tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[no-untyped-def]
@@ -189,8 +189,8 @@ def test_bf16_precision_trains_in_bfloat16_on_the_cpu(tiny_bert_dir: Path, toy_t
         patch.setattr(_refine, "_autocast", spy)
         result = run_cycle(task, cfg)
     assert dtypes.count(torch.bfloat16) >= 60  # every training step (final scoring: auto)
-    assert result.val_metric >= 0.8
+    assert result.val.value >= 0.8
     fp32 = run_cycle(task, cfg.with_overrides({"refine.precision": "fp32"}))
-    assert fp32.val_loss != result.val_loss  # the precision changed the arithmetic
+    assert fp32.val.loss != result.val.loss  # the precision changed the arithmetic
     with pytest.raises(OrcaInputError, match="precision must be one of"):
         cfg.with_overrides({"refine.precision": "fp16"})

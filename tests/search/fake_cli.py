@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from orca_automl.cli import run_command
-from orca_automl.search import build_parser, search
+from orca_automl.cli import build_parser, run_command, search_command
 from tests.search.fakes import FakeRunner, fake_toolkit
 
 #: Real seconds slept per simulated second: a short trial of the tiny space takes about 1 s.
@@ -19,7 +18,7 @@ REAL_SLEEP = 0.3
 def main() -> int:
     args = build_parser().parse_args(sys.argv[1:])
     toolkit = fake_toolkit(FakeRunner(real_sleep=REAL_SLEEP))
-    return run_command("orca-search", lambda a: search(a, toolkit), args)
+    return run_command("orca-search", lambda a: search_command(a, toolkit=toolkit), args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ the runner sleeps for its duration instead, for the Ray and SIGKILL tests.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import heapq
 import json
@@ -23,19 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orca_automl.config import OrcaConfig
+from orca_automl.cli import build_parser
+from orca_automl.config import OrcaConfig, Stage
+from orca_automl.evaluation import Evaluation
 from orca_automl.search import (
     ExecutionPlan,
     Executor,
-    RunReport,
+    SearchOptions,
     Toolkit,
     TrialMonitor,
     TrialOutcome,
     TrialRequest,
+    TrialResult,
     TrialRunner,
     execute_trial,
+    pack_folder,
 )
-from orca_automl.search._runner import pack_folder
 
 SPACES = Path(__file__).parent / "spaces"
 KNOWN_NAMES = {
@@ -77,9 +81,9 @@ class FakeClock:
         self.now += seconds
 
 
-def _jitter(config: dict[str, Any], salt: str) -> float:
+def _jitter(config: OrcaConfig, salt: str) -> float:
     """A deterministic number in [0, 1) per config."""
-    digest = hashlib.sha256((salt + json.dumps(config, sort_keys=True)).encode()).digest()
+    digest = hashlib.sha256((salt + json.dumps(config.to_dict(), sort_keys=True)).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -112,42 +116,46 @@ class FakeRunner:
         else:
             time.sleep(seconds * self.real_sleep)
 
-    def run(self, request: TrialRequest, task: Any, monitor: TrialMonitor) -> RunReport:
+    def run(self, request: TrialRequest, task: Any, monitor: TrialMonitor) -> TrialOutcome:
         self.calls.append(request)
-        config = OrcaConfig.from_dict(request.config)
+        config = request.config
         self._spend(5)  # building the model
         for dotted, value in self.fail_when.items():
             section, key = dotted.split(".", 1)
             if getattr(getattr(config, section), key) == value:
                 raise RuntimeError(f"fake failure for {dotted}={value}")
         run = config.schedule(request.stage)
-        quality = 1.0 if request.stage == "full" else 0.9
+        quality = 1.0 if request.stage == Stage.FULL else 0.9
         curve: list[float] = []
         final: float | None = None
         if run.align.metric != "none" and run.align.steps > 0:
-            start = 2.0 + _jitter(request.config, "start")
+            start = 2.0 + _jitter(config, "start")
             rate = run.align.lr * 20
             curve = [start * math.exp(-rate * s / 10) + 0.05 for s in range(run.align.steps + 1)]
             final = curve[-1]
             self._spend(run.align.steps)
-        jitter = _jitter(request.config, "score")
+        jitter = _jitter(config, "score")
         base = 0.5 + 0.4 / (1.0 + (final if final is not None else 1.0))
         score = quality * ((1 - self.noise) * base + self.noise * jitter)
+        measured = TrialResult(cost=self._cost(config), align_curve=tuple(curve),
+                               final_align_loss=final)
         if not monitor.align_finished(curve):
-            return RunReport(math.nan, math.nan, "accuracy", math.nan, self._cost(config), curve, final)
+            return TrialOutcome(request.number, measured)
         every = run.refine.eval_every
         for step in range(every, run.refine.steps + 1, every):
             self._spend(every)
             if not monitor.evaluated(step, score * (0.7 + 0.3 * step / run.refine.steps)):
                 break
         archive, test = None, None
-        if request.stage == "full":
+        if request.stage == Stage.FULL:
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / "meta.json").write_text(json.dumps({"trial": request.number}))
                 archive = pack_folder(Path(tmp))
-            test = {"metric": "accuracy", "value": score - 0.01, "score": score - 0.01, "loss": 0.3}
-        return RunReport(score, score, "accuracy", 1.0 - score, self._cost(config), curve, final,
-                         ["fake run"], archive, test)
+            test = Evaluation("accuracy", score - 0.01, score - 0.01, 0.3)
+        return TrialOutcome(request.number, dataclasses.replace(
+            measured, val=Evaluation("accuracy", score, score, 1.0 - score), notes=("fake run",),
+            test=test,
+        ), archive)
 
     @staticmethod
     def _cost(config: OrcaConfig) -> float:
@@ -163,7 +171,7 @@ class SimulatedExecutor(Executor):
         self.runner, self.task, self.clock, self.device_share = runner, task, clock, device_share
         self._events: list[tuple[float, int, TrialOutcome]] = []
         self._started: dict[int, float] = {}
-        self.stages: dict[int, str] = {}
+        self.stages: dict[int, Stage] = {}
         self.max_parallel = 0
 
     def submit(self, request: TrialRequest) -> None:
@@ -216,10 +224,15 @@ def simulated_execution(clock: FakeClock):  # type: ignore[no-untyped-def]
     return execution
 
 
+def options(**overrides: Any) -> SearchOptions:
+    """The search's options with test defaults."""
+    defaults: dict[str, Any] = {"task": "fake-1d", "budget": "60s",
+                                "search_space": str(SPACES / "tiny.yaml")}
+    return SearchOptions(**{**defaults, **overrides})
+
+
 def args(**overrides: Any) -> argparse.Namespace:
     """Parsed `orca-search` arguments with test defaults."""
-    from orca_automl.search import build_parser
-
     argv = ["--task", "fake-1d", "--budget", "60s", "--search-space", str(SPACES / "tiny.yaml")]
     for key, value in overrides.items():
         flag = "--" + key.replace("_", "-")

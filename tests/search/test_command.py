@@ -10,8 +10,8 @@ from typing import Any
 import optuna
 import pytest
 
-from orca_automl.cli import run_command
-from orca_automl.search import Progress, Snapshot, TrialRecord, build_parser, main, search
+from orca_automl.cli import Progress, build_parser, run_command, search_command, search_main
+from orca_automl.search import Snapshot, TrialRecord
 from tests.search.fakes import (
     SPACES,
     FakeClock,
@@ -28,8 +28,9 @@ def _command(tmp_path: Path, fake_task: FakeTask | None = None, **flags: Any) ->
     toolkit = fake_toolkit(FakeRunner(clock), fake_task)
     flags.setdefault("storage", f"sqlite:///{tmp_path}/study.db")
     parsed = args(**flags)
-    return run_command("orca-search", lambda a: search(
-        a, toolkit, simulated_execution(clock), out=io.StringIO(), progress=Progress(io.StringIO())
+    return run_command("orca-search", lambda a: search_command(
+        a, toolkit=toolkit, execution=simulated_execution(clock), out=io.StringIO(),
+        progress=Progress(io.StringIO(), out=io.StringIO()),
     ), parsed)
 
 
@@ -123,8 +124,9 @@ def test_default_layout_and_output(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     clock = FakeClock()
     out = io.StringIO()
     parsed = args(budget="60s", workers=2)
-    assert search(parsed, fake_toolkit(FakeRunner(clock)), simulated_execution(clock), out=out,
-                  progress=Progress(io.StringIO())) == 0
+    assert search_command(parsed, toolkit=fake_toolkit(FakeRunner(clock)),
+                          execution=simulated_execution(clock), out=out,
+                          progress=Progress(io.StringIO(), out=out)) == 0
     assert (tmp_path / "studies" / "fake-1d.db").is_file()
     winners = list((tmp_path / "studies" / "fake-1d" / "winners").iterdir())
     assert winners and all((w / "meta.json").is_file() for w in winners)
@@ -139,11 +141,11 @@ def test_progress_lines_carry_the_counters(tmp_path: Path) -> None:
     records = [TrialRecord.from_frozen(t) for t in optuna.load_study(
         study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db").trials]
     stream = io.StringIO()
-    progress = Progress(stream)
-    progress.update(Snapshot.of(records, used=12.0, total=30.0, running=1, phase="search"))
+    progress = Progress(stream, out=io.StringIO())
+    progress.on_progress(Snapshot.of(records, used=12.0, total=30.0, running=1, phase="search"))
     assert stream.getvalue() == ""  # not a terminal: no bar redraws, only trial lines
     pruned = next((r for r in records if r.state.name == "PRUNED"), records[0])
-    progress.trial_finished(pruned)
+    progress.on_trial_end(pruned)
     line = stream.getvalue()
     assert line.count("\n") == 1 and f"trial {pruned.number:3d}" in line
     assert "40%" in line and "done" in line and "pruned" in line and "best 0." in line
@@ -151,7 +153,7 @@ def test_progress_lines_carry_the_counters(tmp_path: Path) -> None:
 
 def test_help_explains_every_flag_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["--help"])
+        search_main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
     for action in build_parser()._actions:
@@ -162,7 +164,7 @@ def test_help_explains_every_flag_with_an_example(capsys: pytest.CaptureFixture[
             assert "e.g." in action.help, action.dest
     for flag in ("--task", "--budget", "--search-space", "--storage", "--study", "--workers",
                  "--address", "--gpus-per-trial", "--seed", "--top-k", "--sampler", "--pruning",
-                 "--new-study", "--debug"):
+                 "--new-study", "--plugin", "--debug"):
         assert flag in text
     assert "orca-search --task gunpoint --budget 10cpu-minutes --workers 2" in text
     assert "studies/<study>/winners/trial-<N>/" in text
@@ -173,10 +175,10 @@ def test_usage_errors_are_one_line(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as info:
-        main(["--budget", "1h"])
+        search_main(["--budget", "1h"])
     assert info.value.code == 2
     assert "--task" in _one_line(capsys)
-    assert main(["--task", "gunpoint", "--budget", "1 fortnight"]) == 2
+    assert search_main(["--task", "gunpoint", "--budget", "1 fortnight"]) == 2
     assert "not understood" in _one_line(capsys)
     assert list(tmp_path.iterdir()) == []
 
@@ -206,11 +208,11 @@ def test_sampler_and_pruning_modes_are_applied_and_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sampler: str, pruning: str,
     sampler_class: type, align_rule: bool, refine_on: bool,
 ) -> None:
-    from orca_automl.search import _command as command_module
+    from orca_automl.search import _search as search_module
 
     used: list[object] = []
-    original = command_module._sampler
-    monkeypatch.setattr(command_module, "_sampler",
+    original = search_module._sampler
+    monkeypatch.setattr(search_module, "_sampler",
                         lambda *a: used.append(original(*a)) or used[-1])
     assert _command(tmp_path, budget="20s", sampler=sampler, pruning=pruning) == 0
     assert used and all(isinstance(s, sampler_class) for s in used)
@@ -265,8 +267,9 @@ def test_on_equal_scores_the_engine_default_is_promoted_and_wins(tmp_path: Path)
     toolkit = fake_toolkit(FakeRunner(clock, noise=0.0))
     url = f"sqlite:///{tmp_path}/study.db"
     out = io.StringIO()
-    code = run_command("orca-search", lambda a: search(
-        a, toolkit, simulated_execution(clock), out=out, progress=Progress(io.StringIO())
+    code = run_command("orca-search", lambda a: search_command(
+        a, toolkit=toolkit, execution=simulated_execution(clock), out=out,
+        progress=Progress(io.StringIO(), out=out),
     ), args(storage=url, search_space=str(space), budget="60s"))
     assert code == 0
     study = optuna.load_study(study_name="fake-1d", storage=url)
@@ -281,4 +284,4 @@ def test_on_equal_scores_the_engine_default_is_promoted_and_wins(tmp_path: Path)
     assert [t.user_attrs["promoted_from"] for t in full] == [default]
     assert full[0].user_attrs["engine_default"] is True
     records = [TrialRecord.from_frozen(t) for t in study.trials]
-    assert Snapshot.of(records, 0.0, 1.0, 0, "done").best.engine_default
+    assert Snapshot.of(records, 0.0, 1.0, 0, "done").best.plan.engine_default

@@ -7,7 +7,6 @@ execution and recovery machinery, not model training.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import signal
 import sqlite3
@@ -20,8 +19,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from orca_automl.search import Progress, TrialRecord, search
-from tests.search.fakes import SPACES, FakeRunner, args, fake_toolkit
+from orca_automl.search import Stage, TrialRecord, run_search
+from tests.search.fakes import SPACES, FakeRunner, fake_toolkit, options
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,24 +33,23 @@ def _records(db: Path, name: str = "fake-1d") -> list[TrialRecord]:
 
 def test_a_tiny_search_through_ray_with_two_workers(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
-    out = io.StringIO()
     runner = FakeRunner(real_sleep=0.3)
-    code = search(args(budget="16s", workers=2, storage=f"sqlite:///{db}"), fake_toolkit(runner),
-                  out=out, progress=Progress(io.StringIO()))
-    assert code == 0
+    result = run_search(options(budget="16s", workers=2, storage=f"sqlite:///{db}"),
+                        toolkit=fake_toolkit(runner))
     records = _records(db)
+    assert [r.number for r in result.records] == [r.number for r in records]
     assert {r.state for r in records} <= {TrialState.COMPLETE, TrialState.PRUNED}
-    full = [r for r in records if r.stage == "full"]
-    assert full and all(Path(r.model_dir or "").is_dir() for r in full)
-    spent = sum(r.device_seconds for r in records)
-    longest = sorted((r.device_seconds for r in records), reverse=True)[:2]
+    full = [r for r in records if r.plan.stage == Stage.FULL]
+    assert full and all(Path(r.result.model_dir or "").is_dir() for r in full)
+    spent = sum(r.result.device_seconds for r in records)
+    longest = sorted((r.result.device_seconds for r in records), reverse=True)[:2]
     assert 0 < spent <= 16.0 + sum(longest)
     trials = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{db}").trials
     spans = sorted((t.datetime_start, t.datetime_complete) for t in trials
                    if t.datetime_start and t.datetime_complete)
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))  # two ran at once
     assert (tmp_path / "fake-1d" / "ray").is_dir()  # Ray's files under the study's folder
-    assert "test accuracy" in out.getvalue()
+    assert result.winners and all(w.result.test is not None for w in result.winners)
 
 
 def _count(db: Path, state: str) -> int:
@@ -112,16 +110,16 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(tmp_p
         if r.finished:  # no finished trial lost or changed
             assert by_number[n].state == r.state
             assert by_number[n].val_score == r.val_score
-            assert by_number[n].device_seconds == r.device_seconds
+            assert by_number[n].result.device_seconds == r.result.device_seconds
     for n in interrupted:
-        assert by_number[n].state == TrialState.FAIL and by_number[n].interrupted
-        if by_number[n].stage == "short":
-            assert sum(r.retry_of == n for r in after) == 1
+        assert by_number[n].state == TrialState.FAIL and by_number[n].result.interrupted
+        if by_number[n].plan.stage == Stage.SHORT:
+            assert sum(r.plan.retry_of == n for r in after) == 1
     study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{db}")
-    assert study.user_attrs["device_seconds_spent"] == pytest.approx(sum(r.device_seconds for r in after))
+    assert study.user_attrs["device_seconds_spent"] == pytest.approx(sum(r.result.device_seconds for r in after))
     assert [s["finished"] for s in study.user_attrs["sessions"]] == [True]
     assert not any(r.state == TrialState.RUNNING for r in after)
-    promoted = [r.promoted_from for r in after if r.stage == "full" and r.state == TrialState.COMPLETE]
+    promoted = [r.plan.promoted_from for r in after if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE]
     assert promoted and len(promoted) == len(set(promoted))
 
 
@@ -156,18 +154,17 @@ def test_the_real_cycle_through_ray_on_a_tiny_model(tmp_path: Path, tiny_bert_di
     task = toy_task()
     toolkit = dataclasses.replace(cycle_toolkit(), load_task=lambda spec, seed: task)
     db = tmp_path / "study.db"
-    out = io.StringIO()
     # One worker: a trial in flight can overrun the short-trial share by one trial only, so the
     # promotion reserve survives a loaded machine (two workers are covered by the fake-runner test).
-    parsed = args(task="toy", budget="90s", workers=1, storage=f"sqlite:///{db}", search_space=str(space))
-    assert search(parsed, toolkit, out=out, progress=Progress(io.StringIO())) == 0
+    run_search(options(task="toy", budget="90s", workers=1, storage=f"sqlite:///{db}",
+                       search_space=str(space)), toolkit=toolkit)
     records = _records(db, "toy-classification")
-    assert not any(r.state in (TrialState.FAIL, TrialState.RUNNING) for r in records), [r.error for r in records]
-    short = [r for r in records if r.stage == "short" and r.state == TrialState.COMPLETE]
-    assert short and all(r.attrs["device_seconds"] > 0 and r.cost and r.cost > 0 for r in short)
-    aligned = [r for r in short if r.config["align"]["metric"] != "none"]
-    assert all(r.attrs["align_curve"] and r.final_align_loss is not None for r in aligned)
-    (winner,) = [r for r in records if r.stage == "full"]
-    assert winner.state == TrialState.COMPLETE and winner.test_score is not None
-    saved = load_model(winner.model_dir or "")
+    assert not any(r.state in (TrialState.FAIL, TrialState.RUNNING) for r in records), [r.result.error for r in records]
+    short = [r for r in records if r.plan.stage == Stage.SHORT and r.state == TrialState.COMPLETE]
+    assert short and all(r.result.device_seconds > 0 and r.cost and r.cost > 0 for r in short)
+    aligned = [r for r in short if r.plan.config and r.plan.config.align.metric != "none"]
+    assert all(r.result.align_curve and r.result.final_align_loss is not None for r in aligned)
+    (winner,) = [r for r in records if r.plan.stage == Stage.FULL]
+    assert winner.state == TrialState.COMPLETE and winner.result.test is not None
+    saved = load_model(winner.result.model_dir or "")
     assert np.asarray(saved.predict(task.test.X[:4])).shape[0] == 4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +15,13 @@ from optuna.trial import TrialState
 from orca_automl.search import (
     ExecutionPlan,
     Executor,
-    Progress,
+    PruneKind,
     SearchFailed,
+    Stage,
     TrialOutcome,
     TrialRecord,
     TrialRunner,
-    search,
+    run_search,
 )
 from tests.search.fakes import (
     SPACES,
@@ -29,8 +29,8 @@ from tests.search.fakes import (
     FakeRunner,
     FakeTask,
     SimulatedExecutor,
-    args,
     fake_toolkit,
+    options,
 )
 
 
@@ -47,8 +47,7 @@ def _run(tmp_path: Path, clock: FakeClock, runner: FakeRunner, executor_type: ty
 
     flags.setdefault("storage", f"sqlite:///{tmp_path}/study.db")
     flags.setdefault("workers", 2)
-    out = io.StringIO()
-    search(args(**flags), fake_toolkit(runner), execution, out=out, progress=Progress(io.StringIO()))
+    run_search(options(**flags), toolkit=fake_toolkit(runner), execution=execution)
     return _records(tmp_path)
 
 
@@ -61,7 +60,7 @@ def _records(tmp_path: Path, name: str = "fake-1d") -> list[TrialRecord]:
 
 
 def _longest(records: list[TrialRecord], n: int) -> float:
-    return sum(sorted((r.device_seconds for r in records), reverse=True)[:n])
+    return sum(sorted((r.result.device_seconds for r in records), reverse=True)[:n])
 
 
 def test_a_session_prunes_promotes_and_keeps_to_the_budget(tmp_path: Path) -> None:
@@ -73,7 +72,7 @@ def test_a_session_prunes_promotes_and_keeps_to_the_budget(tmp_path: Path) -> No
     assert {TrialState.COMPLETE, TrialState.PRUNED} <= states
     assert TrialState.RUNNING not in states
 
-    spent = sum(r.device_seconds for r in records)
+    spent = sum(r.result.device_seconds for r in records)
     assert study.user_attrs["device_seconds_spent"] == pytest.approx(spent)
     assert spent <= 120.0 + _longest(records, 2)  # overrun: at most the trials in flight
     assert study.user_attrs["budget"] == {"text": "120s", "seconds": 120.0, "kind": "any"}
@@ -82,38 +81,40 @@ def test_a_session_prunes_promotes_and_keeps_to_the_budget(tmp_path: Path) -> No
     assert study.user_attrs["task_fingerprint"] == FakeTask("fake-1d").fingerprint()
 
     pruned = [r for r in records if r.state == TrialState.PRUNED]
-    assert all(r.pruned_reason for r in pruned)
-    assert any("alignment loss" in (r.pruned_reason or "") for r in pruned)
+    assert all(r.result.pruned and r.result.pruned.message for r in pruned)
+    assert any(r.result.pruned and r.result.pruned.kind == PruneKind.ALIGNMENT for r in pruned)
     evidence = study.user_attrs["pruning_evidence"]["groups"]
     assert any(g["spearman_rho"] is not None and g["spearman_rho"] < 0 for g in evidence.values())
 
-    short = [r for r in records if r.stage == "short"]
-    full = [r for r in records if r.stage == "full"]
+    short = [r for r in records if r.plan.stage == Stage.SHORT]
+    full = [r for r in records if r.plan.stage == Stage.FULL]
     assert 1 <= len(full) <= 2
     best_short = sorted((r for r in short if r.state == TrialState.COMPLETE),
                         key=lambda r: (-(r.val_score or 0), r.cost, r.number))[:2]
-    assert {r.promoted_from for r in full} <= {r.number for r in best_short}
+    assert {r.plan.promoted_from for r in full} <= {r.number for r in best_short}
+    study_trials = {t.number: t for t in study.trials}
     for r in records:
-        assert r.attrs["stage"] in ("short", "full")
-        assert "device_seconds" in r.attrs
-        if r.config["align"]["metric"] != "none" and r.state != TrialState.FAIL:
-            assert r.attrs["align_curve"] and r.final_align_loss is not None
+        assert study_trials[r.number].user_attrs["stage"] in ("short", "full")
+        assert "device_seconds" in study_trials[r.number].user_attrs
+        assert r.plan.config is not None
+        if r.plan.config.align.metric != "none" and r.state != TrialState.FAIL:
+            assert r.result.align_curve and r.result.final_align_loss is not None
     for w in full:
         assert w.state == TrialState.COMPLETE
-        assert w.test_score is not None and w.model_dir
-        assert json.loads((Path(w.model_dir) / "meta.json").read_text()) == {"trial": w.number}
-        assert Path(w.model_dir).parent == tmp_path / "fake-1d" / "winners"
-        assert w.params == next(r for r in short if r.number == w.promoted_from).params
-    assert all(r.test_score is None for r in short)  # test data only for the winners
-    assert all(c.stage == "short" for c in runner.calls[: len(short)])
+        assert w.result.test is not None and w.result.model_dir
+        assert json.loads((Path(w.result.model_dir) / "meta.json").read_text()) == {"trial": w.number}
+        assert Path(w.result.model_dir).parent == tmp_path / "fake-1d" / "winners"
+        assert w.params == next(r for r in short if r.number == w.plan.promoted_from).params
+    assert all(r.result.test is None for r in short)  # test data only for the winners
+    assert all(c.stage == Stage.SHORT for c in runner.calls[: len(short)])
 
 
 def test_failed_trials_are_recorded_and_a_broken_setup_stops_early(tmp_path: Path) -> None:
     clock = FakeClock()
     records = _run(tmp_path, clock, FakeRunner(clock, fail_when={"align.metric": "none"}), budget="60s")
     failed = [r for r in records if r.state == TrialState.FAIL]
-    assert failed and all("fake failure" in (r.error or "") for r in failed)
-    assert all("Traceback" in r.attrs["traceback"] for r in failed)
+    assert failed and all("fake failure" in (r.result.error or "") for r in failed)
+    assert all("Traceback" in (r.result.traceback or "") for r in failed)
     assert any(r.state == TrialState.COMPLETE for r in records)
 
     broken = tmp_path / "broken"
@@ -138,7 +139,7 @@ class _KillInPromotion(SimulatedExecutor):
     """Dies while a promoted trial trains in full."""
 
     def wait(self, timeout: float) -> list[TrialOutcome]:
-        if "full" in self.stages.values():
+        if Stage.FULL in self.stages.values():
             raise Killed()
         return super().wait(timeout)
 
@@ -161,20 +162,20 @@ def test_resume_after_a_kill_loses_nothing_and_counts_nothing_twice(
     for n, r in before.items():  # finished trials are kept as they were
         if r.finished:
             assert after[n].state == r.state and after[n].val_score == r.val_score
-            assert after[n].device_seconds == r.device_seconds
+            assert after[n].result.device_seconds == r.result.device_seconds
     for n in running:
-        assert after[n].state == TrialState.FAIL and after[n].interrupted
-        assert after[n].attrs["device_seconds_estimated"] is True
-        if after[n].stage == "short":  # retried exactly once, with the same parameters
-            retries = [r for r in after_records if r.retry_of == n]
+        assert after[n].state == TrialState.FAIL and after[n].result.interrupted
+        assert after[n].result.device_seconds_estimated is True
+        if after[n].plan.stage == Stage.SHORT:  # retried exactly once, with the same parameters
+            retries = [r for r in after_records if r.plan.retry_of == n]
             assert len(retries) == 1 and retries[0].params == after[n].params
     study = _study(tmp_path)
     sessions = study.user_attrs["sessions"]
     assert len(sessions) == 1 and sessions[0]["finished"]  # the same budget session, resumed
-    spent = sum(r.device_seconds for r in after_records)
+    spent = sum(r.result.device_seconds for r in after_records)
     assert study.user_attrs["device_seconds_spent"] == pytest.approx(spent)
     assert spent <= 60.0 + _longest(after_records, 2) + _longest(list(before.values()), 2)
-    promoted = [r.promoted_from for r in after_records if r.stage == "full" and r.state == TrialState.COMPLETE]
+    promoted = [r.plan.promoted_from for r in after_records if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE]
     assert len(promoted) == len(set(promoted)) >= 1  # no winner promoted twice
     _assert_default_lineage_marked(after_records, study.user_attrs["engine_default_trial"])
 
@@ -184,10 +185,10 @@ def _assert_default_lineage_marked(records: list[TrialRecord], default: int) -> 
     by_number = {r.number: r for r in records}
 
     def root(record: TrialRecord) -> int:
-        parent = record.retry_of if record.retry_of is not None else record.promoted_from
+        parent = record.plan.retry_of if record.plan.retry_of is not None else record.plan.promoted_from
         return record.number if parent is None else root(by_number[parent])
 
-    assert {r.number for r in records if r.engine_default} == {
+    assert {r.number for r in records if r.plan.engine_default} == {
         r.number for r in records if root(r) == default}
 
 
@@ -205,8 +206,8 @@ def test_a_retried_default_is_still_the_default(tmp_path: Path) -> None:
         _run(tmp_path, clock, runner, executor_type=_KillAtOnce, budget="60s")
     records = _run(tmp_path, clock, runner, budget="60s")
     default = _study(tmp_path).user_attrs["engine_default_trial"]
-    retries = [r for r in records if r.retry_of == default]
-    assert len(retries) == 1 and retries[0].engine_default
+    retries = [r for r in records if r.plan.retry_of == default]
+    assert len(retries) == 1 and retries[0].plan.engine_default
     assert retries[0].state == TrialState.COMPLETE
     _assert_default_lineage_marked(records, default)
 
@@ -219,9 +220,10 @@ def test_the_same_command_again_adds_a_session_without_double_promotion(tmp_path
     assert len(second) > len(first)
     sessions = _study(tmp_path).user_attrs["sessions"]
     assert [s["finished"] for s in sessions] == [True, True]
-    assert {r.session for r in second} == {0, 1}
-    configs = [json.dumps(r.config, sort_keys=True) for r in second
-               if r.stage == "full" and r.state == TrialState.COMPLETE]
+    assert {r.plan.session for r in second} == {0, 1}
+    configs = [json.dumps(r.plan.config.to_dict() if r.plan.config else None, sort_keys=True)
+               for r in second
+               if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE]
     assert len(configs) == len(set(configs))
 
 
@@ -232,9 +234,9 @@ def test_the_reserve_grows_to_what_the_best_configuration_needs(tmp_path: Path) 
     space.write_text((SPACES / "tiny.yaml").read_text().replace("share: 0.3", "share: 0.0"))
     clock = FakeClock()
     records = _run(tmp_path, clock, FakeRunner(clock), budget="60s", search_space=str(space))
-    short = [r for r in records if r.stage == "short"]
-    (winner,) = [r for r in records if r.stage == "full"]
-    source = next(r for r in short if r.number == winner.promoted_from)
+    short = [r for r in records if r.plan.stage == Stage.SHORT]
+    (winner,) = [r for r in records if r.plan.stage == Stage.FULL]
+    source = next(r for r in short if r.number == winner.plan.promoted_from)
     need = min(full_cost_estimate(source), 30.0)
-    assert sum(r.device_seconds for r in short) <= 60.0 - need + _longest(short, 2)
-    assert sum(r.device_seconds for r in records) <= 60.0 + _longest(records, 2)
+    assert sum(r.result.device_seconds for r in short) <= 60.0 - need + _longest(short, 2)
+    assert sum(r.result.device_seconds for r in records) <= 60.0 + _longest(records, 2)

@@ -6,28 +6,39 @@ import pytest
 from optuna.trial import TrialState
 
 from orca_automl.config import OrcaConfig
-from orca_automl.search import TrialRecord, full_cost_estimate, select_promotions
+from orca_automl.evaluation import Evaluation
+from orca_automl.search import (
+    Stage,
+    TrialPlan,
+    TrialRecord,
+    TrialResult,
+    full_cost_estimate,
+    select_promotions,
+)
 
 
-def _config(lr: float) -> dict:
-    return OrcaConfig().with_overrides({"refine.lr": lr, "align.steps": 40, "refine.steps": 400}).to_dict()
+def _config(lr: float) -> OrcaConfig:
+    return OrcaConfig().with_overrides({"refine.lr": lr, "align.steps": 40, "refine.steps": 400})
 
 
 def _short(number: int, score: float | None, lr: float, cost: float = 1.0,
            state: TrialState = TrialState.COMPLETE, val_loss: float | None = None,
            default: bool = False) -> TrialRecord:
-    attrs: dict = {} if val_loss is None else {"val_loss": val_loss}
-    if default:
-        attrs["engine_default"] = True
-    return TrialRecord(number=number, state=state, stage="short", session=0, params={},
-                       distributions={}, config=_config(lr), val_score=score, cost=cost,
-                       device_seconds=20.0, attrs=attrs)
+    val = None if val_loss is None else Evaluation("accuracy", score or 0.0, score or 0.0, val_loss)
+    return TrialRecord(
+        number=number, state=state, params={}, distributions={},
+        values=(score, cost) if score is not None else None, started=None,
+        plan=TrialPlan(Stage.SHORT, config=_config(lr), engine_default=default),
+        result=TrialResult(device_seconds=20.0, val=val),
+    )
 
 
 def _full(number: int, source: TrialRecord, state: TrialState = TrialState.COMPLETE) -> TrialRecord:
-    return TrialRecord(number=number, state=state, stage="full", session=0, params={},
-                       distributions={}, config=source.config, val_score=0.9, cost=1.0,
-                       promoted_from=source.number)
+    return TrialRecord(
+        number=number, state=state, params={}, distributions={}, values=(0.9, 1.0), started=None,
+        plan=TrialPlan(Stage.FULL, config=source.plan.config, promoted_from=source.number),
+        result=TrialResult(),
+    )
 
 
 def test_top_k_by_score_ties_to_lower_cost() -> None:

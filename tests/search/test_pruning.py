@@ -10,33 +10,40 @@ from optuna.trial import TrialState
 from orca_automl.config import OrcaConfig
 from orca_automl.search import (
     AlignLossPruner,
+    PruneKind,
     RefineMedianPruner,
+    Stage,
     TrialMonitor,
+    TrialPlan,
     TrialRecord,
+    TrialResult,
     alignment_group,
+    pruners,
 )
 
-MMD = OrcaConfig().with_overrides({"model.backbone": "minilm", "align.metric": "mmd"}).to_dict()
-OTDD = OrcaConfig().with_overrides({"model.backbone": "minilm"}).to_dict()
+MMD = OrcaConfig().with_overrides({"model.backbone": "minilm", "align.metric": "mmd"})
+OTDD = OrcaConfig().with_overrides({"model.backbone": "minilm"})
 MMD_GROUP = str(alignment_group(MMD))
 
 
-def _record(number: int, loss: float | None, score: float | None, config: dict = MMD,
-            state: TrialState = TrialState.COMPLETE, stage: str = "short",
+def _record(number: int, loss: float | None, score: float | None, config: OrcaConfig = MMD,
+            state: TrialState = TrialState.COMPLETE, stage: Stage = Stage.SHORT,
             curve: tuple[tuple[int, float], ...] = ()) -> TrialRecord:
-    return TrialRecord(number=number, state=state, stage=stage, session=0, params={},
-                       distributions={}, config=config, val_score=score, cost=1.0,
-                       final_align_loss=loss, val_curve=curve)
+    return TrialRecord(
+        number=number, state=state, params={}, distributions={},
+        values=(score, 1.0) if score is not None else None, started=None,
+        plan=TrialPlan(stage, config=config),
+        result=TrialResult(final_align_loss=loss, val_curve=curve),
+    )
 
 
 def test_groups_compare_like_with_like() -> None:
     assert alignment_group(MMD) != alignment_group(OTDD)
-    random_weights = OrcaConfig.from_dict(MMD).with_overrides({"model.pretrained": False}).to_dict()
+    random_weights = MMD.with_overrides({"model.pretrained": False})
     assert alignment_group(random_weights) != alignment_group(MMD)
-    other_reference = OrcaConfig.from_dict(MMD).with_overrides(
-        {"model.backbone_args": {"reference": "mine.npz"}}).to_dict()
+    other_reference = MMD.with_overrides({"model.backbone_args": {"reference": "mine.npz"}})
     assert alignment_group(other_reference) != alignment_group(MMD)
-    assert alignment_group(OrcaConfig.from_dict(MMD).with_overrides({"align.metric": "none"}).to_dict()) is None
+    assert alignment_group(MMD.with_overrides({"align.metric": "none"})) is None
 
 
 def test_no_pruning_without_enough_evidence() -> None:
@@ -75,7 +82,8 @@ def test_strong_correlation_prunes_the_worst_aligned_and_records_why() -> None:
     assert rule is not None
     assert rule.reason(3.0) is None
     reason = rule.reason(8.0)
-    assert reason is not None and "Spearman rho=-1.00" in reason and "8 > 5.5" in reason
+    assert reason is not None and reason.kind == PruneKind.ALIGNMENT
+    assert "Spearman rho=-1.00" in reason.message and "8 > 5.5" in reason.message
     assert rule.reason(math.nan) is not None
     assert pruner.rule(OTDD, evidence) is None  # one trial in that group
 
@@ -112,7 +120,7 @@ def test_refine_median_rule() -> None:
     assert rule.reason(10, 0.1) is None  # too early
     assert rule.reason(20, 0.74) is None  # median of best-so-far at 20 is 0.725
     reason = rule.reason(20, 0.70)
-    assert reason is not None and "median" in reason
+    assert reason is not None and reason.kind == PruneKind.MEDIAN and "median" in reason.message
     assert rule.reason(40, 0.1) is None  # the last step: stopping saves nothing
 
 
@@ -123,7 +131,7 @@ def test_monitor_stops_and_keeps_the_reason() -> None:
     assert monitor.align_finished([9.0, 4.0])
     assert monitor.reason is None
     assert not monitor.align_finished([9.0, 9.5])
-    assert monitor.reason is not None and "alignment loss" in monitor.reason
+    assert monitor.reason is not None and monitor.reason.kind == PruneKind.ALIGNMENT
     quiet = TrialMonitor(None, None)
     assert quiet.align_finished([1.0]) and quiet.evaluated(5, 0.5)
     assert quiet.val_curve == [(5, 0.5)]
@@ -134,8 +142,6 @@ def test_monitor_stops_and_keeps_the_reason() -> None:
 def test_disabled_pruners_keep_the_evidence_but_prune_nothing(
     mode: str, align_on: bool, refine_on: bool
 ) -> None:
-    from orca_automl.search._pruning import pruners
-
     align, refine = pruners(mode)
     records = [_record(i, 1.0 + i, 0.95 - 0.05 * i, curve=((10, 0.5), (20, 0.9 - 0.1 * i)))
                for i in range(10)]

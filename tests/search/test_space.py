@@ -9,14 +9,14 @@ import pytest
 import yaml
 
 from orca_automl.errors import OrcaInputError
-from orca_automl.search import SearchSpace
+from orca_automl.search import SearchSpace, load_space, parse_space
 from tests.search.fakes import KNOWN_NAMES, SPACES, fake_toolkit
 
 TINY = yaml.safe_load((SPACES / "tiny.yaml").read_text())
 
 
 def _space(params: dict, **sections: object) -> SearchSpace:
-    return SearchSpace.from_dict({"params": params, **sections}, name="t", path=Path("t.yaml"),
+    return parse_space({"params": params, **sections}, name="t", path=Path("t.yaml"),
                                  known_names=KNOWN_NAMES)
 
 
@@ -80,31 +80,31 @@ def test_malformed_sections_are_refused() -> None:
     assert "promotion.share" in _refusal({"refine.lr": {"float": [1e-5, 1e-3]}},
                                          promotion={"share": 1.5})
     with pytest.raises(OrcaInputError, match="params"):
-        SearchSpace.from_dict({"base": {}}, name="t", path=Path("t.yaml"), known_names={})
+        parse_space({"base": {}}, name="t", path=Path("t.yaml"), known_names={})
 
 
 def test_unknown_space_name_and_bad_yaml_are_refused(tmp_path: Path) -> None:
     with pytest.raises(OrcaInputError, match="unknown search space 'nope'.*cpu-small"):
-        SearchSpace.load("nope")
+        load_space("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("params: {refine.lr: [1, 2\n")
     with pytest.raises(OrcaInputError, match=r"not valid YAML \(line"):
-        SearchSpace.load(str(bad))
+        load_space(str(bad))
     with pytest.raises(OrcaInputError, match="does not exist"):
-        SearchSpace.load(str(tmp_path / "missing.yaml"))
+        load_space(str(tmp_path / "missing.yaml"))
 
 
 def test_hash_ignores_comments_but_not_content(tmp_path: Path) -> None:
     text = (SPACES / "tiny.yaml").read_text()
     (tmp_path / "a.yaml").write_text("# a comment\n" + text)
     (tmp_path / "b.yaml").write_text(text.replace("[16, 32]", "[16, 64]"))
-    original = SearchSpace.load(str(SPACES / "tiny.yaml"), KNOWN_NAMES).sha256
-    assert SearchSpace.load(str(tmp_path / "a.yaml"), KNOWN_NAMES).sha256 == original
-    assert SearchSpace.load(str(tmp_path / "b.yaml"), KNOWN_NAMES).sha256 != original
+    original = load_space(str(SPACES / "tiny.yaml"), KNOWN_NAMES).sha256
+    assert load_space(str(tmp_path / "a.yaml"), KNOWN_NAMES).sha256 == original
+    assert load_space(str(tmp_path / "b.yaml"), KNOWN_NAMES).sha256 != original
 
 
 def test_conditional_parameters_appear_only_when_active() -> None:
-    space = SearchSpace.load(str(SPACES / "tiny.yaml"), KNOWN_NAMES).for_task(
+    space = load_space(str(SPACES / "tiny.yaml"), KNOWN_NAMES).for_task(
         "tabular", fake_toolkit().embedder_fits("tabular"))
     study = optuna.create_study(directions=["maximize", "minimize"],
                                 sampler=optuna.samplers.RandomSampler(seed=0))
@@ -158,7 +158,7 @@ def test_shipped_spaces_validate_against_the_real_registries(name: str, modality
     from orca_automl.search import cycle_toolkit
 
     toolkit = cycle_toolkit()
-    space = SearchSpace.load(name, toolkit.known_names()).for_task(modality, toolkit.embedder_fits(modality))
+    space = load_space(name, toolkit.known_names()).for_task(modality, toolkit.embedder_fits(modality))
     study = optuna.create_study(directions=["maximize", "minimize"],
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(10):
@@ -179,7 +179,7 @@ def test_engine_defaults_are_the_first_trial_of_the_shipped_space(
     from orca_automl.search import cycle_toolkit
 
     toolkit = cycle_toolkit()
-    space = SearchSpace.load("cpu-small", toolkit.known_names()).for_task(
+    space = load_space("cpu-small", toolkit.known_names()).for_task(
         modality, toolkit.embedder_fits(modality))
     params = space.engine_defaults({"model.backbone": backbone, "model.embedder": embedder,
                                     "model.embedder_args.target_seq_len": 64})

@@ -1,0 +1,141 @@
+"""Resuming a study: refuse what must not be resumed, and repair what a killed run left.
+
+A study is resumed only by the same task data and search space, and never while another live
+orca-search drives it; each driver records a heartbeat on the study so the next one can tell.
+Optuna's heartbeat does not cover ask/tell, so trials a killed run left RUNNING are marked FAIL
+here, charged the device time they had used up to the killed driver's last heartbeat, and the
+short ones are queued for a retry.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import TrialState
+
+from orca_automl.config import Stage
+from orca_automl.errors import OrcaInputError
+from orca_automl.search._records import StudyKey, TrialRecord, TrialResult
+from orca_automl.search._storage import DIRECTIONS, ExistingStudies, StudyHandle
+
+#: A driver whose heartbeat is older than this (on another host) is taken as dead.
+STALE_DRIVER_SECONDS = 120.0
+
+
+def check_resumable(
+    existing: ExistingStudies, study_name: str, fingerprint: str, space_sha256: str, space_path: Path
+) -> None:
+    """Refuse to resume a study made for other data, another space, or by another tool."""
+    if study_name not in existing.names:
+        return
+    attrs = existing.attrs[study_name]
+    hint = "use --new-study to start a new study next to it, or another --study NAME"
+    if existing.directions[study_name] != DIRECTIONS or StudyKey.TASK_FINGERPRINT not in attrs:
+        raise OrcaInputError(f"study {study_name!r} was not made by orca-search: {hint}")
+    if attrs[StudyKey.TASK_FINGERPRINT] != fingerprint:
+        raise OrcaInputError(
+            f"study {study_name!r} was made for different task data (fingerprint "
+            f"{str(attrs[StudyKey.TASK_FINGERPRINT])[:12]}, now {fingerprint[:12]}): {hint}"
+        )
+    old_space = attrs.get(StudyKey.SEARCH_SPACE) or {}
+    if old_space.get("sha256") != space_sha256:
+        raise OrcaInputError(
+            f"study {study_name!r} was made with another search space ({old_space.get('path')}, "
+            f"sha256 {str(old_space.get('sha256'))[:12]}; now {space_path}, {space_sha256[:12]}): {hint}"
+        )
+    _check_no_live_driver(study_name, attrs.get(StudyKey.DRIVER))
+
+
+def _check_no_live_driver(study_name: str, driver: Any) -> None:
+    if not isinstance(driver, dict) or driver.get("finished"):
+        return
+    pid, host = int(driver.get("pid", -1)), str(driver.get("host", ""))
+    age = time.time() - float(driver.get("heartbeat", 0.0))
+    if host == socket.gethostname():
+        alive = pid != os.getpid() and _pid_alive(pid)
+    else:
+        alive = age < STALE_DRIVER_SECONDS
+    if alive:
+        raise OrcaInputError(
+            f"study {study_name!r} is being run by orca-search (pid {pid} on {host}, heartbeat "
+            f"{age:.0f}s ago): wait for it to finish or use another --study"
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fresh_study_name(existing: ExistingStudies, name: str) -> str:
+    """`name`, or `name-2`, `name-3`, ... : the first one the storage does not hold."""
+    if name not in existing.names:
+        return name
+    k = 2
+    while f"{name}-{k}" in existing.names:
+        k += 1
+    return f"{name}-{k}"
+
+
+def beat(handle: StudyHandle, started: float) -> None:
+    """Record that this driver is alive (read by resumes and by other drivers)."""
+    _set_driver(handle, started=started, finished=False)
+
+
+def release(handle: StudyHandle) -> None:
+    """Mark this driver as finished, so the next run needs no liveness check."""
+    _set_driver(handle, started=(handle.attrs.get(StudyKey.DRIVER) or {}).get("started"),
+                finished=True)
+
+
+def _set_driver(handle: StudyHandle, started: float | None, finished: bool) -> None:
+    handle.set_attr(StudyKey.DRIVER, {"host": socket.gethostname(), "pid": os.getpid(),
+                                      "started": started, "heartbeat": time.time(),
+                                      "finished": finished})
+
+
+def last_heartbeat(existing: ExistingStudies, study_name: str) -> float | None:
+    """When the previous driver of `study_name` last recorded that it was alive."""
+    driver: Any = existing.attrs.get(study_name, {}).get(StudyKey.DRIVER) or {}
+    return driver.get("heartbeat")
+
+
+def reconcile_interrupted(handle: StudyHandle, last_heartbeat: float | None) -> list[TrialRecord]:
+    """Mark trials a killed run left RUNNING as FAIL; returns them (to be retried).
+
+    Each is charged the device time it had used by the killed driver's last heartbeat, the
+    best evidence left of how long it ran.
+    """
+    failed = []
+    for record in handle.records():
+        if record.state != TrialState.RUNNING:
+            continue
+        started = record.started.timestamp() if record.started else time.time()
+        until = last_heartbeat if last_heartbeat is not None else started
+        handle.finish(handle.trial(record.number), TrialResult(
+            device_seconds=max(0.0, until - started) * record.plan.device_share,
+            device_seconds_estimated=True,
+            interrupted=True,
+            error="interrupted: the orca-search run driving this trial stopped before it "
+                  "finished; a later run retries it as a new trial",
+        ))
+        failed.append(record)
+    return failed
+
+
+def pending_retries(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Interrupted short trials that no later trial has retried yet, oldest first."""
+    retried = {r.plan.retry_of for r in records if r.plan.retry_of is not None}
+    return [
+        r for r in sorted(records, key=lambda r: r.number)
+        if r.result.interrupted and r.plan.stage == Stage.SHORT and r.number not in retried
+    ]

@@ -1,0 +1,248 @@
+"""`run_search`: the search's typed entry point, behind `orca-search` and the Python API.
+
+Input is validated in full (budget, GPUs, search space, storage URL, task, an existing study's
+fingerprint and space) before anything is created or changed; only then is Ray started and the
+study opened. One call spends one budget session of the study.
+
+Example:
+    >>> from orca_automl.search import SearchOptions, run_search
+    >>> result = run_search(SearchOptions(task="gunpoint", budget="10cpu-minutes"))  # doctest: +SKIP
+    >>> result.winners[0].result.model_dir                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from orca_automl.config import Stage
+from orca_automl.errors import OrcaInputError
+from orca_automl.registry import plugin_modules, script_entries
+from orca_automl.search._budget import Budget, BudgetLedger, parse_budget
+from orca_automl.search._callbacks import Resumed, SearchCallback, SearchStart
+from orca_automl.search._executor import ExecutionPlan, Executor, check_resources, ray_execution
+from orca_automl.search._loop import LoopSettings, SearchLoop
+from orca_automl.search._pruning import PRUNING_MODES, pruners
+from orca_automl.search._records import StudyKey, TrialRecord
+from orca_automl.search._resume import (
+    check_resumable,
+    fresh_study_name,
+    last_heartbeat,
+    reconcile_interrupted,
+    release,
+)
+from orca_automl.search._runner import TrialRunner
+from orca_automl.search._sessions import begin_session, end_session
+from orca_automl.search._space import SearchSpace
+from orca_automl.search._space_file import load_space
+from orca_automl.search._storage import (
+    StudyHandle,
+    check_storage_url,
+    default_storage_url,
+    read_existing,
+    study_folder,
+)
+from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
+
+Execution = Callable[[ExecutionPlan, TrialRunner, Any], AbstractContextManager[Executor]]
+
+#: How configurations are drawn: Optuna's multi-objective TPE, or random search.
+SAMPLERS = ("tpe", "random")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """One search session, as `orca-search` takes it (see `orca-search --help` for each).
+
+    task: a built-in task name or a data file/folder; budget: e.g. "8gpu-hours", "20cpu-minutes";
+    search_space: a name or YAML path (None: cpu-small, or default when trials hold GPUs);
+    storage: an SQLAlchemy URL (None: sqlite:///studies/<study>.db); study: its name (None: the
+    task's); address: a Ray cluster to join (None: start Ray here); gpus_per_trial: None means
+    1 for a GPU budget, else 0; top_k: None means the space's promotion.top_k; new_study: start
+    `<study>-2`, ... instead of refusing a study made for other data or another space.
+    """
+
+    task: str
+    budget: str
+    search_space: str | None = None
+    storage: str | None = None
+    study: str | None = None
+    workers: int = 1
+    address: str | None = None
+    gpus_per_trial: float | None = None
+    seed: int = 0
+    top_k: int | None = None
+    sampler: str = "tpe"
+    pruning: str = "all"
+    new_study: bool = False
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The study after one budget session: every trial's record, and where winners live."""
+
+    study_name: str
+    storage: str
+    winners_folder: Path
+    records: list[TrialRecord]
+
+    @property
+    def winners(self) -> list[TrialRecord]:
+        """Fully trained trials, best first (ties as in `TrialRecord.rank_key`)."""
+        full = (r for r in self.records
+                if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE)
+        return sorted(full, key=TrialRecord.rank_key)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The input, validated in full; nothing has been written yet."""
+
+    budget: Budget
+    space: SearchSpace
+    task: Any
+    study_name: str
+    url: str
+    fingerprint: str
+    previous_heartbeat: float | None
+    folder: Path
+    plan: ExecutionPlan
+
+
+def run_search(
+    options: SearchOptions,
+    callback: SearchCallback | None = None,
+    *,
+    toolkit: Toolkit | None = None,
+    execution: Execution = ray_execution,
+) -> SearchResult:
+    """Validate everything, then run one budget session of the study.
+
+    Raises `OrcaInputError` (nothing written) for bad input; `SearchFailed` when trials keep
+    failing. `toolkit` and `execution` replace the real package and Ray (tests use fakes).
+    """
+    callback = callback or SearchCallback()
+    toolkit = toolkit or cycle_toolkit()
+    c = _check_input(options, toolkit)
+    callback.on_start(SearchStart(c.task, c.study_name, c.url, c.space, c.budget, options.workers))
+    with execution(c.plan, toolkit.runner, c.task) as executor:
+        handle = StudyHandle.open(c.url, c.study_name, _sampler(options.sampler, options.seed), {
+            StudyKey.TASK: c.task.name,
+            StudyKey.TASK_FINGERPRINT: c.fingerprint,
+            StudyKey.SEARCH_SPACE: {"name": c.space.name, "path": str(c.space.path.resolve()),
+                                    "sha256": c.space.sha256},
+            StudyKey.WINNERS_FOLDER: str(c.folder / "winners"),
+        })
+        if not handle.records():  # a fresh study starts from the engine's defaults
+            handle.study.enqueue_trial(c.space.engine_defaults(engine_choices(c.task.modality)),
+                                       skip_if_exists=True)
+            handle.set_attr(StudyKey.ENGINE_DEFAULT_TRIAL, handle.study.trials[0].number)
+        interrupted = reconcile_interrupted(handle, c.previous_heartbeat)
+        session = begin_session(handle, c.budget)
+        handle.study.sampler = _sampler(options.sampler, options.seed + len(handle.records()))
+        if interrupted or session.resumed:
+            callback.on_resume(Resumed(len(interrupted), session.spent))
+        loop = SearchLoop(
+            handle, c.space, executor, BudgetLedger(c.budget.seconds, session.spent),
+            LoopSettings(
+                workers=options.workers,
+                top_k=options.top_k or c.space.promotion.top_k,
+                promotion_share=c.space.promotion.share,
+                device_share=c.plan.device_share,
+                seed=options.seed,
+                session=session.index,
+                winners_dir=c.folder / "winners",
+            ),
+            callback,
+            *pruners(options.pruning),
+        )
+        records = loop.run()
+        end_session(handle, session)
+        release(handle)
+    result = SearchResult(c.study_name, c.url, c.folder / "winners", records)
+    callback.on_end(result)
+    return result
+
+
+def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
+    """Budget, GPUs, workers, search space, storage URL, task and an existing study: all
+    read-only, cheapest first, so bad input costs nothing and changes nothing."""
+    budget = parse_budget(options.budget)
+    for flag, value in (("--workers", options.workers), ("--top-k", options.top_k)):
+        if value is not None and value < 1:
+            raise OrcaInputError(f"{flag} must be 1 or more, got {value}")
+    if options.sampler not in SAMPLERS:
+        raise OrcaInputError(f"sampler {options.sampler!r}: use one of {', '.join(SAMPLERS)}")
+    if options.pruning not in PRUNING_MODES:
+        raise OrcaInputError(f"pruning {options.pruning!r}: use one of {', '.join(PRUNING_MODES)}")
+    gpus = options.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if budget.kind == "gpu" else 0.0
+    if gpus < 0:
+        raise OrcaInputError(f"--gpus-per-trial must be 0 or more, got {gpus:g}")
+    if budget.kind == "gpu" and gpus == 0:
+        raise OrcaInputError(f"budget {budget.text} counts GPU time: give --gpus-per-trial above 0")
+    if options.address is None:  # a cluster's resources are checked once joined
+        if gpus > 0 and not toolkit.gpu_visible():
+            what = f"budget {budget.text}" if budget.kind == "gpu" else f"--gpus-per-trial {gpus:g}"
+            raise OrcaInputError(
+                f"{what} needs a GPU, but no GPU is visible here (torch.cuda.is_available() is "
+                "False): use a CPU budget such as 2cpu-hours, or --address to run on a Ray "
+                "cluster with GPUs"
+            )
+        check_resources(options.workers, 0.0, len(os.sched_getaffinity(0)), 0.0, "this machine")
+    scripted = script_entries()
+    if scripted:
+        raise OrcaInputError(
+            f"{', '.join(scripted)} registered in the script itself (__main__) cannot reach the "
+            "search's worker processes: register them in a module of their own and import it"
+        )
+    space = load_space(options.search_space or ("default" if gpus > 0 else "cpu-small"),
+                       toolkit.known_names())
+    if options.storage:
+        check_storage_url(options.storage)  # before the task, which may take a while to load
+    task = toolkit.load_task(options.task, options.seed)
+    name = options.study or task.name
+    url = options.storage or default_storage_url(name)
+    if not options.storage:
+        check_storage_url(url)
+    space = space.for_task(task.modality, toolkit.embedder_fits(task.modality))
+    fingerprint = task.fingerprint()
+    existing = read_existing(url)
+    if options.new_study:
+        name = fresh_study_name(existing, name)
+    else:
+        check_resumable(existing, name, fingerprint, space.sha256, space.path)
+    folder = study_folder(url, name).absolute()
+    device_share = gpus if gpus > 0 and budget.kind != "cpu" else 1.0
+    return _Checked(
+        budget=budget,
+        space=space,
+        task=task,
+        study_name=name,
+        url=url,
+        fingerprint=fingerprint,
+        previous_heartbeat=last_heartbeat(existing, name),
+        folder=folder,
+        plan=ExecutionPlan(options.workers, gpus, device_share, options.address, folder / "ray",
+                           options.debug, tuple(plugin_modules())),
+    )
+
+
+def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """Multi-objective TPE or random search; reseeded per session so a rerun does not replay
+    the same draws."""
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed)
