@@ -3,7 +3,7 @@
 Every one ends in a LayerNorm scaled by `token_norm / sqrt(width)`, so the embedded vectors
 have the norm of the backbone's own word embeddings (~1 for MiniLM).
 A fresh LayerNorm would output norm sqrt(width) (~20), drowning the pretrained position
-signal; that scale mismatch was the cause of the underfitting our prototype saw.
+signal (docs/benchmarks/findings.md).
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 Everything here works offline. Official test splits are kept (UCR/UEA archives via sktime);
 where a data set has none, a test split is carved with a fixed seed (see `_build`). The
 validation split always comes from the training data, with the task seed. UCR training sets
-are tiny (40-67 series): those tasks hold out 20% for validation. Fewer training series cost
-more than a noisier validation score: on GunPoint a 30% share (35 training series) scored
-0.91 on test where 20% (40 series) scored 0.97 with the same configuration, and with under
+are tiny (40-67 series): those tasks hold out only 20% for validation, since fewer training
+series cost more than a noisier validation score (docs/benchmarks/findings.md), and with under
 50 validation samples the refine stage keeps the final checkpoint instead of selecting on them.
 
 Register a new task with `@TASKS.register("name")` on a builder `(seed, val_fraction=None)`.
