@@ -25,6 +25,7 @@ from orca_automl.search import (
     Snapshot,
     TrialRecord,
     format_seconds,
+    redact_url,
     short_value,
     summarize,
 )
@@ -47,7 +48,7 @@ class Progress(SearchCallback):
     def on_start(self, start: SearchStart) -> None:
         task, space = start.task, start.space
         print(f"orca-search: task {task.name} ({task.modality}, {task.task_type}), "
-              f"study {start.study_name!r} in {start.storage}", file=self.out)
+              f"study {start.study_name!r} in {redact_url(start.storage)}", file=self.out)
         print(f"  search space {space.name} ({space.path}), budget {start.budget.text} "
               f"({format_seconds(start.budget.seconds)} device time), {start.workers} worker(s)",
               file=self.out)

@@ -22,6 +22,7 @@ from orca_automl.search import (
     SearchOptions,
     Toolkit,
     ray_execution,
+    redact_url,
     run_search,
 )
 
@@ -145,6 +146,6 @@ def search_command(
     result = run_search(options_from_args(args), progress or Progress(out=out),
                         toolkit=toolkit, execution=execution)
     print(winners_table(result), file=out)
-    print(f"study {result.study_name!r}: {result.storage}  (optuna-dashboard {result.storage})",
-          file=out)
+    url = redact_url(result.storage)
+    print(f"study {result.study_name!r}: {url}  (optuna-dashboard {url})", file=out)
     return 0

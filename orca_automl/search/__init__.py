@@ -81,6 +81,7 @@ from orca_automl.search._storage import (
     check_storage_url,
     default_storage_url,
     read_existing,
+    redact_url,
     study_folder,
 )
 from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
@@ -152,6 +153,7 @@ __all__ = [
     "ray_execution",
     "read_existing",
     "reconcile_interrupted",
+    "redact_url",
     "resolve_space",
     "run_search",
     "select_promotions",

@@ -9,6 +9,7 @@ before anything is written, so a refused command creates no file and changes no 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import warnings
 from collections.abc import Mapping
@@ -30,10 +31,20 @@ from orca_automl.search._records import TrialPlan, TrialRecord, TrialResult, to_
 DIRECTIONS = (StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE)
 METRIC_NAMES = ["val_score", "cost_gflops_per_sample"]
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: "user:password@" in a URL that SQLAlchemy cannot parse.
+_CREDENTIALS = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
 
 
 def default_storage_url(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***: the only form that is printed or stored."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _CREDENTIALS.sub(r"\1:***@", url)
 
 
 def study_folder(url: str, study_name: str) -> Path:
@@ -46,18 +57,19 @@ def study_folder(url: str, study_name: str) -> Path:
 
 def check_storage_url(url: str) -> None:
     """Refuse a malformed, unusable or unreachable storage URL without writing anything."""
+    shown = redact_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise OrcaInputError(
-            f"storage URL {url!r} is malformed: give a SQLAlchemy URL such as "
+            f"storage URL {shown!r} is malformed: give a SQLAlchemy URL such as "
             "sqlite:///studies/NAME.db or postgresql://user@host/db"
         ) from None
     try:
         parsed.get_dialect()
     except NoSuchModuleError:
         raise OrcaInputError(
-            f"storage URL {url!r}: unknown database kind {parsed.drivername!r}: use sqlite, "
+            f"storage URL {shown!r}: unknown database kind {parsed.drivername!r}: use sqlite, "
             "postgresql or mysql"
         ) from None
     if parsed.get_backend_name() == "sqlite":
@@ -67,7 +79,7 @@ def check_storage_url(url: str) -> None:
         _check_reachable(parsed)
     except ImportError as exc:
         raise OrcaInputError(
-            f"storage URL {url!r} needs a database driver that is not installed ({exc}): "
+            f"storage URL {shown!r} needs a database driver that is not installed ({exc}): "
             "install it, e.g. pip install 'psycopg[binary]' for postgresql"
         ) from None
 
@@ -106,7 +118,8 @@ def _check_reachable(parsed: URL) -> None:
             pass
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise OrcaInputError(f"storage URL {parsed.render_as_string()!r} is unreachable ({reason})") from None
+        shown = parsed.render_as_string(hide_password=True)
+        raise OrcaInputError(f"storage URL {shown!r} is unreachable ({reason})") from None
     finally:
         engine.dispose()
 
@@ -156,7 +169,7 @@ def read_existing(url: str) -> ExistingStudies:
     try:
         storage = RDBStorage(url, skip_table_creation=True)
     except RuntimeError as exc:  # schema of an older Optuna
-        raise OrcaInputError(f"storage {url!r}: {str(exc).splitlines()[0]}") from None
+        raise OrcaInputError(f"storage {redact_url(url)!r}: {str(exc).splitlines()[0]}") from None
     try:
         summaries = storage.get_all_studies()
         return ExistingStudies(

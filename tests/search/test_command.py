@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from orca_automl.cli import Progress, build_parser, run_command, search_command, search_main
-from orca_automl.search import Snapshot, TrialRecord
+from orca_automl.search import Snapshot, TrialRecord, redact_url
 from tests.search.fakes import (
     SPACES,
     FakeClock,
@@ -71,6 +71,27 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert _command(tmp_path, **flags) == 2
     assert words in _one_line(capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://me:s3cret-pw@127.0.0.1:1/orca",            # well formed, unreachable
+    "nosuchdb://me:s3cret-pw@host/x",                        # unknown kind
+    "postgresql://me:s3cret-pw@127.0.0.1:notaport/orca",     # malformed
+])
+def test_a_refused_storage_url_never_shows_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _command(tmp_path, storage=url) == 2
+    line = _one_line(capsys)
+    assert "s3cret-pw" not in line and "me:***@" in line
+
+
+def test_redact_url() -> None:
+    assert redact_url("postgresql+psycopg://u:p%40ss@db:5432/orca") == (
+        "postgresql+psycopg://u:***@db:5432/orca")
+    assert redact_url("sqlite:///studies/x.db") == "sqlite:///studies/x.db"
+    assert redact_url("not a url://u:secret@h") == "not a url://u:***@h"
 
 
 def test_unusable_sqlite_paths_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
