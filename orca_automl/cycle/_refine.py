@@ -65,9 +65,8 @@ def evaluate_split(
     out = predict(model, split.X, device, precision=precision)
     loss_fn = loss_for(task.task_type)
     loss = float(loss_fn(torch.from_numpy(out), _targets(task, split.y, torch.device("cpu"))))
-    pred = out if task.task_type in ("classification", "multilabel") else task.normalizer.denormalize_y(out)
     metric = metric_for(task.task_type)
-    value = metric(split.y, pred)
+    value = metric(split.y, task.predictions(out))
     return Evaluation(metric.name, value, metric.score(value), loss)
 
 

@@ -14,7 +14,7 @@ from orca_automl.tasks._base import MODALITIES, TASK_TYPES, Normalizer, Split, T
 from orca_automl.tasks._build import RawData, build_task
 from orca_automl.tasks._builtin import TASKS, TaskBuilder
 from orca_automl.tasks._factory import load_task
-from orca_automl.tasks._metrics import Metric, loss_for, metric_for
+from orca_automl.tasks._metrics import Metric, loss_for, metric_for, to_predictions
 from orca_automl.tasks._tables import TableEncoding
 
 __all__ = [
@@ -32,4 +32,5 @@ __all__ = [
     "load_task",
     "loss_for",
     "metric_for",
+    "to_predictions",
 ]

@@ -154,6 +154,12 @@ class Task:
             return tuple(int(s) for s in self.train.y.shape[1:])
         return (self.num_outputs,)
 
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """Raw model outputs as predictions (see `to_predictions`)."""
+        from orca_automl.tasks._metrics import to_predictions
+
+        return to_predictions(self.task_type, self.normalizer, outputs)
+
     def fingerprint(self) -> str:
         """sha256 over the task's type and all split arrays: a resumed study must match it."""
         h = hashlib.sha256()

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score, r2_score
 
+from orca_automl.tasks._base import Normalizer
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -31,12 +33,12 @@ class Metric:
         return value if self.higher_is_better else -value
 
 
-def _accuracy(y: np.ndarray, logits: np.ndarray) -> float:
-    return float(accuracy_score(y, logits.argmax(axis=1)))
+def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    return float(accuracy_score(y, proba.argmax(axis=1)))
 
 
-def _macro_f1(y: np.ndarray, logits: np.ndarray) -> float:
-    return float(f1_score(y.astype(int), (logits > 0).astype(int), average="macro", zero_division=0))
+def _macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
+    return float(f1_score(y.astype(int), (proba > 0.5).astype(int), average="macro", zero_division=0))
 
 
 def _r2(y: np.ndarray, pred: np.ndarray) -> float:
@@ -59,7 +61,22 @@ METRICS: dict[str, Metric] = {
 
 
 def metric_for(task_type: str) -> Metric:
+    """The task type's metric, on predictions as `to_predictions` makes them."""
     return METRICS[task_type]
+
+
+def to_predictions(task_type: str, normalizer: Normalizer, outputs: np.ndarray) -> np.ndarray:
+    """A model's raw outputs as predictions, the one form metrics, ensembles and stored
+    out-of-fold predictions use: class probabilities (classification), label probabilities
+    (multilabel), values in the task's own units (regression, dense). Averaging predictions
+    of this form is what an ensemble does."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if task_type == "classification":
+        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    if task_type == "multilabel":
+        return 1.0 / (1.0 + np.exp(-outputs))
+    return normalizer.denormalize_y(outputs.astype(np.float32))
 
 
 def loss_for(task_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
