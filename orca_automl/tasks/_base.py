@@ -8,6 +8,7 @@ training split only (kept in `normalizer` so a saved model can apply them at pre
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from orca_automl.errors import OrcaInputError
+from orca_automl.evaluation import Evaluation
 
 TaskType = Literal["classification", "multilabel", "regression", "dense"]
 Modality = Literal["1d", "2d", "tabular"]
@@ -153,6 +155,42 @@ class Task:
         if self.task_type == "dense":
             return tuple(int(s) for s in self.train.y.shape[1:])
         return (self.num_outputs,)
+
+    @property
+    def development(self) -> Split:
+        """Training and validation data together: what cross-validation folds partition
+        (training rows first, then validation rows)."""
+        return Split(np.concatenate([self.train.X, self.val.X]),
+                     np.concatenate([self.train.y, self.val.y]))
+
+    def fold_indices(self, k: int, seed: int) -> list[np.ndarray]:
+        """Rows of `development` that each of k seeded folds validates on (stratified for
+        classification); test rows never enter a fold."""
+        from orca_automl.tasks._splits import fold_indices
+
+        return fold_indices(self.development.y, k, seed,
+                            stratify=self.task_type == "classification",
+                            what=f"task {self.name!r}")
+
+    def fold(self, index: int, k: int, seed: int) -> Task:
+        """This task with fold `index` of k as its validation split and the rest of the
+        development data as its training split; test and normalisation unchanged (the
+        normalisation statistics come from the original training split, labels unused)."""
+        held = self.fold_indices(k, seed)[index]
+        dev = self.development
+        kept = np.setdiff1d(np.arange(len(dev)), held)
+        return dataclasses.replace(self, train=Split(dev.X[kept], dev.y[kept]),
+                                   val=Split(dev.X[held], dev.y[held]))
+
+    def score(self, y: np.ndarray, predictions: np.ndarray) -> Evaluation:
+        """Metric, score and loss of predictions (the one form, see `to_predictions`) against
+        targets y: how an averaged or out-of-fold prediction is evaluated."""
+        from orca_automl.tasks._metrics import metric_for, prediction_loss
+
+        metric = metric_for(self.task_type)
+        value = metric(y, predictions)
+        loss = prediction_loss(self.task_type, self.normalizer, y, predictions)
+        return Evaluation(metric.name, value, metric.score(value), loss)
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """Raw model outputs as predictions (see `to_predictions`)."""

@@ -86,3 +86,21 @@ def loss_for(task_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
     if task_type == "multilabel":
         return F.binary_cross_entropy_with_logits
     return F.mse_loss
+
+
+def prediction_loss(
+    task_type: str, normalizer: Normalizer, y: np.ndarray, predictions: np.ndarray
+) -> float:
+    """The training loss, computed from predictions instead of raw outputs: cross-entropy of
+    the probabilities, binary cross-entropy, or the squared error in normalised units."""
+    p = np.asarray(predictions, dtype=np.float64)
+    if task_type == "classification":
+        picked = p[np.arange(len(y)), np.asarray(y, dtype=np.int64)]
+        return float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    if task_type == "multilabel":
+        q = np.clip(p, 1e-12, 1 - 1e-12)
+        t = np.asarray(y, dtype=np.float64)
+        return float(-(t * np.log(q) + (1 - t) * np.log(1 - q)).mean())
+    diff = normalizer.normalize_y(p.astype(np.float32)) - normalizer.normalize_y(
+        np.asarray(y, dtype=np.float32))
+    return float(np.square(diff).mean())

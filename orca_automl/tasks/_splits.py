@@ -1,10 +1,13 @@
-"""Seeded hold-out splits: validation (and, where a source has none, test) carved from train.
+"""Seeded splits: hold-out validation (and, where a source has none, test) carved from train,
+and cross-validation folds of the development data.
 
-Classification splits are stratified and never take a class's last sample, so every class
-stays in the part that is trained on; other task types get a plain seeded permutation.
+Classification splits are stratified; a hold-out never takes a class's last sample, so every
+class stays in the part that is trained on; other task types get a plain seeded permutation.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -44,3 +47,31 @@ def holdout_indices(
         )
     order = np.lexsort((rng.random(n), key))  # by key, random among equal keys
     return np.sort(order[: n - n_held]), np.sort(order[n - n_held :])
+
+
+def fold_indices(
+    y: np.ndarray, k: int, seed: int, *, stratify: bool, what: str
+) -> list[np.ndarray]:
+    """The sorted validation rows of each of k seeded folds: disjoint, together every row.
+
+    Stratified folds (classification) keep each class's share in every fold as far as its
+    count allows; a class with fewer than k samples is spread over as many folds as it has.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(y)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise OrcaInputError(f"{what}: the number of folds must be a whole number >= 2, got {k!r}")
+    if n < 2 * k:
+        raise OrcaInputError(
+            f"{what}: {n} samples are too few for {k} folds (each fold needs at least 2); "
+            "use fewer folds or the hold-out protocol"
+        )
+    if stratify:
+        splitter: KFold | StratifiedKFold = StratifiedKFold(k, shuffle=True, random_state=seed % 2**32)
+    else:
+        splitter = KFold(k, shuffle=True, random_state=seed % 2**32)
+    with warnings.catch_warnings():  # "the least populated class has only m members": expected
+        warnings.simplefilter("ignore", UserWarning)
+        folds = [np.sort(held) for _, held in splitter.split(np.zeros((n, 1)), y if stratify else None)]
+    return folds
