@@ -16,6 +16,7 @@ from orca_automl.cycle._refine import RefineOutcome, evaluate_split, refine
 from orca_automl.cycle._runner import (
     CycleResult,
     evaluate,
+    evaluate_with_predictions,
     inference_gflops,
     pick_device,
     run_cycle,
@@ -35,6 +36,7 @@ __all__ = [
     "build_model",
     "evaluate",
     "evaluate_split",
+    "evaluate_with_predictions",
     "inference_gflops",
     "load_model",
     "pick_device",

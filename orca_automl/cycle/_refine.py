@@ -62,11 +62,15 @@ def evaluate_split(
     model: nn.Module, task: Task, split: Split, device: torch.device, precision: str = "auto"
 ) -> Evaluation:
     """Metric (original target units), score (higher is better) and loss on one split."""
-    out = predict(model, split.X, device, precision=precision)
+    return evaluate_outputs(task, split, predict(model, split.X, device, precision=precision))
+
+
+def evaluate_outputs(task: Task, split: Split, outputs: np.ndarray) -> Evaluation:
+    """Metric, score and the training loss of a model's raw outputs for one split."""
     loss_fn = loss_for(task.task_type)
-    loss = float(loss_fn(torch.from_numpy(out), _targets(task, split.y, torch.device("cpu"))))
+    loss = float(loss_fn(torch.from_numpy(outputs), _targets(task, split.y, torch.device("cpu"))))
     metric = metric_for(task.task_type)
-    value = metric(split.y, task.predictions(out))
+    value = metric(split.y, task.predictions(outputs))
     return Evaluation(metric.name, value, metric.score(value), loss)
 
 

@@ -14,7 +14,7 @@ from orca_automl.config import OrcaConfig, Stage
 from orca_automl.cycle._align import AlignOutcome, align
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._model import OrcaModel, build_model
-from orca_automl.cycle._refine import evaluate_split, refine
+from orca_automl.cycle._refine import evaluate_outputs, predict, refine
 from orca_automl.evaluation import Evaluation
 from orca_automl.tasks import Task
 
@@ -24,7 +24,9 @@ class CycleResult:
     """What one run produced.
 
     val is the validation evaluation (its score is what the search maximises: the metric,
-    negated when lower is better; all NaN when the run stopped after alignment); cost is the
+    negated when lower is better; all NaN when the run stopped after alignment), and
+    val_predictions the model's predictions for the validation split in the one form of
+    `tasks.to_predictions` (None when it stopped after alignment); cost is the
     model's inference cost in GFLOPs per sample (deterministic, unlike latency);
     device_seconds is the run's measured compute time (wall time on its device);
     stopped is None, "align" (stopped by the callback after alignment) or "refine".
@@ -44,6 +46,7 @@ class CycleResult:
     selection: str = ""
     val_history: list[tuple[int, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    val_predictions: np.ndarray | None = None
 
     def scores(self, test: Evaluation) -> dict[str, object]:
         """What a saved model folder records about this run, given its test evaluation."""
@@ -107,8 +110,9 @@ def run_cycle(
         ev = Evaluation("", float("nan"), float("nan"), float("nan"))
         return _result(ev, outcome, start, cost, "align", model, schedule, notes)
     ref = refine(model, task, cfg.refine, cfg.seed, dev, callback)
-    ev = evaluate_split(model, task, task.val, dev)
+    ev, val_predictions = evaluate_with_predictions(model, task, "val", dev)
     result = _result(ev, outcome, start, cost, "refine" if ref.stopped else None, model, schedule, notes)
+    result.val_predictions = val_predictions
     result.refine_steps, result.selected_step, result.selection = ref.steps_run, ref.selected_step, ref.selection
     result.val_history = [(s, e.score) for s, e in ref.evaluations]
     return result
@@ -136,5 +140,14 @@ def evaluate(
     model: nn.Module, task: Task, split: str = "test", device: str | torch.device | None = None
 ) -> Evaluation:
     """Metric, score and loss of a trained model on one split ("train", "val" or "test")."""
+    return evaluate_with_predictions(model, task, split, device)[0]
+
+
+def evaluate_with_predictions(
+    model: nn.Module, task: Task, split: str = "test", device: str | torch.device | None = None
+) -> tuple[Evaluation, np.ndarray]:
+    """`evaluate`, and the predictions it scored (the one form of `tasks.to_predictions`)."""
     dev = pick_device(device) if device is not None else next(model.parameters()).device
-    return evaluate_split(model, task, getattr(task, split), dev)
+    part = getattr(task, split)
+    outputs = predict(model, part.X, dev)
+    return evaluate_outputs(task, part, outputs), task.predictions(outputs)
