@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,44 @@ def test_train_then_predict(tiny_bert_dir: Path, tmp_path: Path,
 def test_predict_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(predict_main, ["--model", str(tmp_path), "--input", "x.npy"], capsys)
     assert code == 2 and "not a saved model folder" in err
+
+
+@pytest.mark.integration
+def test_predict_with_an_ensemble_folder(tiny_bert_dir: Path, toy_task, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """orca-predict serves an ensemble folder like a model folder: same flags, same outputs."""
+    from orca_automl.config import OrcaConfig
+    from orca_automl.cycle import evaluate, load_model, run_cycle, save_ensemble, save_model
+
+    task = toy_task()
+    members = []
+    for seed in (0, 1):
+        cfg = OrcaConfig().with_overrides({
+            "seed": seed, "model.backbone": "hf",
+            "model.backbone_args": {"name_or_path": str(tiny_bert_dir)},
+            "model.embedder_args": {"target_seq_len": 8}, "align.steps": 5,
+            "align.source_samples": 100, "refine.steps": 20, "refine.eval_every": 10,
+        })
+        result = run_cycle(task, cfg)
+        members.append(save_model(result.model, task, cfg, tmp_path / f"m{seed}",
+                                  scores=result.scores(evaluate(result.model, task))))
+    ensemble = save_ensemble(members, tmp_path / "ensemble", weights=[2, 1])
+    X = task.test.X[:7]
+    np.save(tmp_path / "new.npy", X)
+    expected = load_model(ensemble).predict_proba(X)
+
+    argv = ["--model", str(ensemble), "--input", str(tmp_path / "new.npy")]
+    code, out, err = run(predict_main, argv, capsys)
+    assert code == 0, err
+    assert out.split() == [str(c) for c in expected.argmax(axis=1)]
+    code, _, err = run(predict_main, [*argv, "--proba", "--output", str(tmp_path / "p.npy")], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-6)
+    code, _, err = run(predict_main, [*argv, "--proba", "--output", str(tmp_path / "p.json")], capsys)
+    assert code == 0 and np.allclose(json.loads((tmp_path / "p.json").read_text()), expected)
+    code, _, err = run(predict_main, [*argv, "--output", str(tmp_path / "p.csv")], capsys)
+    assert code == 0 and len((tmp_path / "p.csv").read_text().splitlines()) == 1 + 7
+    np.save(tmp_path / "wrong.npy", X[:, :1])
+    code, _, err = run(predict_main, ["--model", str(ensemble), "--input",
+                                      str(tmp_path / "wrong.npy")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "per-sample shape" in err

@@ -1,4 +1,5 @@
-"""`orca-predict`: predictions of a saved model folder (from orca-train or orca-search)."""
+"""`orca-predict`: predictions of a saved model folder or ensemble folder (from orca-train
+or orca-search); `load_model` serves both the same way."""
 
 from __future__ import annotations
 
@@ -17,16 +18,21 @@ from orca_automl.errors import OrcaInputError
 def predict_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="orca-predict",
-        description="Predict with a saved model folder (from orca-train or orca-search).",
+        description="Predict with a saved model folder (from orca-train or orca-search).\n"
+        "An ensemble folder (a bag of fold models or a weighted ensemble; it holds\n"
+        "ensemble.json) works the same way: it predicts the weighted average of its members.",
         epilog="examples:\n  orca-predict --model models/gunpoint --input new_series.npz\n"
-        "  orca-predict --model studies/gunpoint/winners/rank1 --input x.npy --output pred.csv",
+        "  orca-predict --model studies/gunpoint/winners/rank1 --input x.npy --output pred.csv\n"
+        "  orca-predict --model studies/gunpoint/winners/bag --input x.npy --proba "
+        "--output p.npy   # an ensemble folder",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="a saved model folder")
+    p.add_argument("--model", required=True, help="a saved model folder or ensemble folder")
     p.add_argument("--input", required=True,
                    help=".npy, .npz (array X, or X_test), or .csv/.parquet with numeric feature columns")
     p.add_argument("--output", help="write predictions to .csv, .npy or .json instead of stdout")
-    p.add_argument("--proba", action="store_true", help="class probabilities (classification)")
+    p.add_argument("--proba", action="store_true",
+                   help="class probabilities (classification) or label probabilities (multilabel)")
     p.add_argument("--device", help="cpu (default), cuda or cuda:N")
     add_plugin_flag(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")

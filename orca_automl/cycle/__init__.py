@@ -1,4 +1,5 @@
-"""The align stage and the refine stage, one run at a time, and saved model folders.
+"""The align stage and the refine stage, one run at a time, and saved model and ensemble
+folders.
 
 Example:
     >>> from orca_automl.config import OrcaConfig
@@ -11,6 +12,7 @@ Example:
 
 from orca_automl.cycle._align import AlignOutcome, align, target_labels
 from orca_automl.cycle._callback import CycleCallback
+from orca_automl.cycle._ensemble import SavedEnsemble, save_ensemble
 from orca_automl.cycle._model import OrcaModel, build_model
 from orca_automl.cycle._refine import RefineOutcome, evaluate_split, refine
 from orca_automl.cycle._runner import (
@@ -31,6 +33,7 @@ __all__ = [
     "Evaluation",
     "OrcaModel",
     "RefineOutcome",
+    "SavedEnsemble",
     "SavedModel",
     "align",
     "build_model",
@@ -42,6 +45,7 @@ __all__ = [
     "pick_device",
     "refine",
     "run_cycle",
+    "save_ensemble",
     "save_model",
     "target_labels",
 ]

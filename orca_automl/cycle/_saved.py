@@ -7,16 +7,23 @@ state_dict) and backbone/ with whatever the backbone's `save_architecture` write
 encoder's config; nothing for timm models, rebuilt by name), so loading never needs a hub or
 the original weights. Writes go to a temporary folder renamed into place: an
 interrupted save leaves nothing half-written.
+
+`load_model` also serves ensemble folders (see `_ensemble.py`); both kinds predict through
+`SavedPredictor`, so callers never tell them apart.
 """
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import dataclasses
+import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,9 +32,13 @@ from orca_automl.config import OrcaConfig
 from orca_automl.cycle._model import OrcaModel, build_model
 from orca_automl.cycle._refine import predict
 from orca_automl.errors import OrcaInputError
-from orca_automl.tasks import Normalizer, Split, Task
+from orca_automl.tasks import Normalizer, Split, Task, to_predictions
+
+if TYPE_CHECKING:
+    from orca_automl.cycle._ensemble import SavedEnsemble
 
 FORMAT_VERSION = 1
+ENSEMBLE_FILE = "ensemble.json"
 
 
 def save_model(
@@ -40,9 +51,7 @@ def save_model(
 ) -> Path:
     """Write the model folder at `directory` (replacing an older one atomically)."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_folder(directory) as tmp:
         name, args = model.backbone.save_architecture(tmp / "backbone")
         rebuild = dataclasses.replace(
             config.model, backbone=name, backbone_args=args, pretrained=False
@@ -60,6 +69,7 @@ def save_model(
                 "class_names": list(task.class_names) if task.class_names else None,
                 "normalizer": task.normalizer.to_dict(),
                 "fingerprint": task.fingerprint(),
+                "data_fingerprint": data_fingerprint(task),
             },
             "rebuild": dataclasses.asdict(rebuild),
             "scores": scores or {},
@@ -67,23 +77,49 @@ def save_model(
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         torch.save(model.state_dict(), tmp / "model.pt")
+    return directory
+
+
+def data_fingerprint(task: Task) -> str:
+    """sha256 over the task's type and the rows of its development and test data, in any
+    order.
+
+    Unlike `Task.fingerprint` it is the same for every cross-validation fold of a task (a
+    fold only moves rows between training and validation), so the fold models of one task
+    can form a bag while models of other data cannot.
+    """
+    h = hashlib.sha256(f"{task.task_type}|{task.modality}|{task.num_outputs}".encode())
+    for split in (task.development, task.test):
+        X = np.ascontiguousarray(split.X).reshape(len(split.X), -1)
+        y = np.ascontiguousarray(split.y).reshape(len(split.y), -1)
+        h.update(str((X.dtype.str, X.shape, y.dtype.str, y.shape)).encode())
+        for row in sorted(hashlib.sha256(x.tobytes() + t.tobytes()).digest()
+                          for x, t in zip(X, y, strict=True)):
+            h.update(row)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_folder(directory: Path) -> Iterator[Path]:
+    """A temporary folder next to `directory` that replaces it when the block succeeds and
+    vanishes when it fails, so an interrupted save leaves nothing half-written."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        yield tmp
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return directory
 
 
-@dataclasses.dataclass
-class SavedModel:
-    """A loaded model folder that predicts on raw (unnormalised) inputs."""
+class SavedPredictor(abc.ABC):
+    """What a loaded model folder and a loaded ensemble folder share: the input checks and
+    the step from predictions (`tasks.to_predictions` form) to classes, labels or values."""
 
-    model: OrcaModel
     meta: dict[str, Any]
-    config: OrcaConfig
-    normalizer: Normalizer
 
     @property
     def task_type(self) -> str:
@@ -93,47 +129,100 @@ class SavedModel:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.meta["task"]["input_shape"])
 
+    def predictions(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (classification), label probabilities (multilabel), or values
+        in the task's units (regression, dense): the form ensembles average."""
+        return self._predictions(self._checked(X))
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class indices (classification), 0/1 matrix (multilabel), or values in the
         task's units (regression, dense)."""
-        out = self.predict_raw(X)
+        out = self.predictions(X)
         if self.task_type == "classification":
             return out.argmax(axis=1)
         if self.task_type == "multilabel":
-            return (out > 0).astype(np.int64)
-        return self.normalizer.denormalize_y(out)
+            return (out > 0.5).astype(np.int64)
+        return out
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        out = torch.from_numpy(self.predict_raw(X))
-        if self.task_type == "classification":
-            return out.softmax(dim=1).numpy()
-        if self.task_type == "multilabel":
-            return out.sigmoid().numpy()
-        raise OrcaInputError(f"probabilities exist for classification tasks, not {self.task_type}")
+        """Class or label probabilities as float32, one row per sample."""
+        if self.task_type not in ("classification", "multilabel"):
+            raise OrcaInputError(
+                f"probabilities exist for classification tasks, not {self.task_type}"
+            )
+        return self.predictions(X).astype(np.float32)
 
-    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+    def _checked(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
         if X.shape[1:] != self.input_shape:
             raise OrcaInputError(
                 f"inputs have per-sample shape {X.shape[1:]}, the model expects "
                 f"{self.input_shape}: give samples shaped like the training data"
             )
+        if len(X) == 0:
+            raise OrcaInputError("the inputs hold no samples: give at least one")
         if not np.isfinite(X).all():
             bad = int((~np.isfinite(X)).reshape(len(X), -1).any(axis=1).sum())
             raise OrcaInputError(f"{bad} input samples contain NaN or infinity: clean them first")
+        return X
+
+    @abc.abstractmethod
+    def _predictions(self, X: np.ndarray) -> np.ndarray:
+        """`predictions` for inputs that passed `_checked`."""
+
+
+@dataclasses.dataclass
+class SavedModel(SavedPredictor):
+    """A loaded model folder that predicts on raw (unnormalised) inputs."""
+
+    model: OrcaModel
+    meta: dict[str, Any]
+    config: OrcaConfig
+    normalizer: Normalizer
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        """The network's outputs: logits, or normalised regression/dense values."""
+        return self._raw(self._checked(X))
+
+    def _predictions(self, X: np.ndarray) -> np.ndarray:
+        return to_predictions(self.task_type, self.normalizer, self._raw(X))
+
+    def _raw(self, X: np.ndarray) -> np.ndarray:
         device = next(self.model.parameters()).device
         return predict(self.model, self.normalizer.normalize_x(X), device)
 
 
-def load_model(directory: str | Path, device: str | None = None) -> SavedModel:
+def load_model(directory: str | Path, device: str | None = None) -> SavedModel | SavedEnsemble:
+    """A model folder as a `SavedModel`, an ensemble folder (ensemble.json) as a
+    `SavedEnsemble`; both predict the same way."""
     directory = Path(directory)
+    if (directory / ENSEMBLE_FILE).is_file():
+        from orca_automl.cycle._ensemble import load_ensemble  # that module builds on this one
+
+        return load_ensemble(directory, device)
+    return load_single(directory, device)
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """meta.json of a model folder; one clear line when `directory` is not one."""
     meta_path = directory / "meta.json"
     if not meta_path.is_file() or not (directory / "model.pt").is_file():
         raise OrcaInputError(
             f"{directory} is not a saved model folder (no meta.json/model.pt): give a folder "
             "written by orca-train or orca-search"
         )
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError:  # bad JSON or bad UTF-8
+        meta = None
+    if not isinstance(meta, dict) or not isinstance(meta.get("task"), dict):
+        raise OrcaInputError(f"{meta_path} is not valid model metadata: save the model again")
+    return meta
+
+
+def load_single(directory: Path, device: str | None = None) -> SavedModel:
+    """One model folder (not an ensemble) as a `SavedModel`."""
+    meta = read_meta(directory)
     config = OrcaConfig.from_yaml(directory / "config.yaml")
     rebuild = dict(meta["rebuild"])
     if rebuild["backbone"] == "hf":
