@@ -52,6 +52,8 @@ class Progress(SearchCallback):
         print(f"  search space {space.name} ({space.path}), budget {start.budget.text} "
               f"({format_seconds(start.budget.seconds)} device time), {start.workers} worker(s)",
               file=self.out)
+        if start.validation.cross_validated:
+            print(f"  validation: {start.validation.describe()}", file=self.out)
 
     def on_resume(self, resumed: Resumed) -> None:
         print(f"  resumed: {resumed.interrupted} interrupted trial(s) marked FAIL (retried "

@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "median stopping during refine (default); refine: median stopping only; "
                         "off: run every short trial to the end. The alignment evidence is "
                         "recorded in every mode, e.g. --pruning off")
+    p.add_argument("--validation", default="holdout", metavar="auto|holdout|cv:K[/S]",
+                   help="how configurations are scored: holdout (the task's validation split, "
+                        "default), cv:K (K-fold cross-validation of training + validation data; "
+                        "short trials run S of the folds, 2 unless given as cv:K/S; a promoted "
+                        "configuration becomes a bag of K fold models), or auto (cv:5 below "
+                        "500 samples, else holdout), e.g. --validation cv:5")
     p.add_argument("--new-study", action="store_true",
                    help="when the study exists for other data or another space, start a new one "
                         "named <study>-2, -3, ... in the same storage instead of refusing")
@@ -129,6 +135,7 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
         pruning=args.pruning,
         new_study=args.new_study,
         debug=args.debug,
+        validation=args.validation,
     )
 
 

@@ -19,6 +19,7 @@ from orca_automl.search._executor import (
     ExecutionPlan,
     Executor,
     RayExecutor,
+    RunKey,
     check_resources,
     ray_execution,
 )
@@ -38,6 +39,7 @@ from orca_automl.search._pruning import (
 from orca_automl.search._records import (
     PruneKind,
     PruneReason,
+    RunLog,
     StudyKey,
     TrialPlan,
     TrialRecord,
@@ -55,6 +57,7 @@ from orca_automl.search._resume import (
 )
 from orca_automl.search._runner import (
     CycleRunner,
+    FoldSpec,
     TrialOutcome,
     TrialRequest,
     TrialRunner,
@@ -85,6 +88,7 @@ from orca_automl.search._storage import (
     study_folder,
 )
 from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
+from orca_automl.search._validation import Validation, parse_validation
 
 __all__ = [
     "PRUNING_MODES",
@@ -97,6 +101,7 @@ __all__ = [
     "Condition",
     "CycleRunner",
     "Execution",
+    "FoldSpec",
     "ExecutionPlan",
     "Executor",
     "LoopSettings",
@@ -106,9 +111,11 @@ __all__ = [
     "PruneKind",
     "PruneReason",
     "RayExecutor",
+    "RunKey",
     "RefineMedianPruner",
     "RefinePruneRule",
     "Resumed",
+    "RunLog",
     "SearchCallback",
     "SearchFailed",
     "SearchLoop",
@@ -129,6 +136,7 @@ __all__ = [
     "TrialRequest",
     "TrialResult",
     "TrialRunner",
+    "Validation",
     "alignment_group",
     "available_spaces",
     "begin_session",
@@ -148,6 +156,7 @@ __all__ = [
     "pack_folder",
     "parse_budget",
     "parse_space",
+    "parse_validation",
     "pending_retries",
     "pruners",
     "ray_execution",

@@ -16,6 +16,7 @@ from orca_automl.search._budget import Budget
 from orca_automl.search._promotion import Promotion
 from orca_automl.search._records import TrialRecord
 from orca_automl.search._space import SearchSpace
+from orca_automl.search._validation import Validation
 
 if TYPE_CHECKING:
     from orca_automl.search._search import SearchResult
@@ -31,6 +32,7 @@ class SearchStart:
     space: SearchSpace
     budget: Budget
     workers: int
+    validation: Validation
 
 
 @dataclass(frozen=True)

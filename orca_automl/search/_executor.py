@@ -39,20 +39,24 @@ from orca_automl.search._runner import TrialOutcome, TrialRequest, TrialRunner, 
 _MAX_RAY_TEMP_CHARS = 40
 
 
+#: One run of a trial: (trial number, fold index or None for a hold-out run).
+RunKey = tuple[int, int | None]
+
+
 class Executor(ABC):
-    """Runs submitted trials in parallel and hands back their outcomes."""
+    """Runs submitted trial runs in parallel and hands back their outcomes."""
 
     @abstractmethod
     def submit(self, request: TrialRequest) -> None:
-        """Start one trial."""
+        """Start one run."""
 
     @abstractmethod
     def wait(self, timeout: float) -> list[TrialOutcome]:
-        """Outcomes of trials that finished, waiting up to `timeout` seconds for the first."""
+        """Outcomes of runs that finished, waiting up to `timeout` seconds for the first."""
 
     @abstractmethod
-    def in_flight(self) -> dict[int, float]:
-        """Running trial number -> device-seconds it has used so far."""
+    def in_flight(self) -> dict[RunKey, float]:
+        """Each running run -> device-seconds it has used so far."""
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,12 @@ class RayExecutor(Executor):
             num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0,
             max_calls=1 if gpus_per_trial > 0 else 0,
         )(_execute_in_worker)
-        self._running: dict[Any, tuple[int, float]] = {}
+        self._running: dict[Any, tuple[RunKey, float]] = {}
 
     def submit(self, request: TrialRequest) -> None:
         ref = self._remote.remote(self._plugins, self._runner, request, self._task)
-        self._running[ref] = (request.number, time.monotonic())
+        fold = request.fold.index if request.fold else None
+        self._running[ref] = ((request.number, fold), time.monotonic())
 
     def wait(self, timeout: float) -> list[TrialOutcome]:
         if not self._running:
@@ -102,12 +107,12 @@ class RayExecutor(Executor):
             ready, _ = self._ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
         return [self._collect(ref) for ref in ready]
 
-    def in_flight(self) -> dict[int, float]:
+    def in_flight(self) -> dict[RunKey, float]:
         now = time.monotonic()
-        return {n: (now - t0) * self._device_share for n, t0 in self._running.values()}
+        return {key: (now - t0) * self._device_share for key, t0 in self._running.values()}
 
     def _collect(self, ref: Any) -> TrialOutcome:
-        number, t0 = self._running.pop(ref)
+        (number, fold), t0 = self._running.pop(ref)
         try:
             outcome: TrialOutcome = self._ray.get(ref)
             return outcome
@@ -117,7 +122,7 @@ class RayExecutor(Executor):
             return TrialOutcome(number, TrialResult(
                 device_seconds=wall * self._device_share, wall_seconds=wall,
                 error=f"{type(exc).__name__}: {first_line}",
-            ))
+            ), fold=fold)
 
 
 def _execute_in_worker(

@@ -1,5 +1,9 @@
 """The driver: ask Optuna for configurations, run them on an executor, tell Optuna the truth.
 
+A trial is one run (hold-out validation) or one run per cross-validation fold; `workers` runs
+go at a time, the runs of trials already started first, and a trial ends when its last run
+does (or when one is pruned or fails: its other runs are not started).
+
 The budget is spent in two phases. First short-schedule trials run, `workers` at a time, while
 spent + in-flight device time stays under the budget minus a reserve, and a trial of the
 typical length so far (the median short trial) still fits under it; each starts with pruning
@@ -22,10 +26,12 @@ import dataclasses
 import math
 import shutil
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -35,14 +41,23 @@ from orca_automl.errors import OrcaInputError
 from orca_automl.search._budget import BudgetLedger
 from orca_automl.search._callbacks import SearchCallback, Snapshot
 from orca_automl.search._executor import Executor
+from orca_automl.search._folds import CombinedRuns, combine_runs
 from orca_automl.search._promotion import Promotion, select_promotions
 from orca_automl.search._pruning import AlignLossPruner, RefineMedianPruner
-from orca_automl.search._records import StudyKey, TrialPlan, TrialRecord, TrialResult, json_safe
+from orca_automl.search._records import (
+    RunLog,
+    StudyKey,
+    TrialPlan,
+    TrialRecord,
+    TrialResult,
+    json_safe,
+)
 from orca_automl.search._resume import beat, pending_retries
-from orca_automl.search._runner import TrialOutcome, TrialRequest, unpack_folder
+from orca_automl.search._runner import FoldSpec, TrialOutcome, TrialRequest, unpack_folder
 from orca_automl.search._sessions import total_spent
 from orca_automl.search._space import SearchSpace
 from orca_automl.search._storage import StudyHandle
+from orca_automl.search._validation import Validation
 
 ALIGN_RULE_TEXT = (
     "per (backbone, reference data, distance) group: Spearman rho between final alignment "
@@ -67,6 +82,7 @@ class LoopSettings:
     seed: int
     session: int
     winners_dir: Path
+    validation: Validation = Validation()
     poll_seconds: float = 1.0
     heartbeat_seconds: float = 5.0
     failures_before_giving_up: int = 3
@@ -76,8 +92,18 @@ class LoopSettings:
 
 @dataclass
 class _Running:
+    """A trial in flight: its runs not yet started, how many run now, and those finished."""
+
     trial: optuna.Trial
     estimate: float
+    pending: list[TrialRequest]
+    in_flight: int = 0
+    outcomes: list[TrialOutcome] = field(default_factory=list)
+    runs: dict[int | None, RunLog] = field(default_factory=dict)
+
+    @property
+    def done_seconds(self) -> float:
+        return math.fsum(o.result.device_seconds for o in self.outcomes)
 
 
 class SearchLoop:
@@ -97,11 +123,15 @@ class SearchLoop:
         ledger: BudgetLedger,
         settings: LoopSettings,
         callback: SearchCallback,
+        task: Any,
+        save_bag: Callable[[Sequence[Path], Path, dict[str, Any]], Path],
         align_pruner: AlignLossPruner | None = None,
         refine_pruner: RefineMedianPruner | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.handle = handle
+        self.task = task
+        self.save_bag = save_bag
         self.space = space
         self.executor = executor
         self.ledger = ledger
@@ -127,17 +157,21 @@ class SearchLoop:
     def run(self) -> list[TrialRecord]:
         """Search, then promote; returns the study's records at the end."""
         self._search(self._search_limit)
-        picks = select_promotions(self.records, self.settings.top_k)
+        picks = self._promotions(self.settings.top_k)
         if not picks:
             self._search(lambda: self.ledger.total)
-            picks = select_promotions(self.records, self.settings.top_k)
+            picks = self._promotions(self.settings.top_k)
         self._promote(picks)
         return self.records
+
+    def _promotions(self, top_k: int) -> list[Promotion]:
+        full_runs = max(1, len(self.settings.validation.folds_of(Stage.FULL)))
+        return select_promotions(self.records, top_k, full_runs)
 
     def _search_limit(self) -> float:
         """What short trials may use: the budget minus the promotion reserve."""
         total = self.ledger.total
-        best = select_promotions(self.records, 1)
+        best = self._promotions(1)
         need = best[0].estimate_seconds if best else 0.0
         reserve = max(self.settings.promotion_share * total, min(need, self.settings.max_reserve * total))
         return total - reserve
@@ -146,12 +180,13 @@ class SearchLoop:
         self._phase = "search"
         while True:
             self._beat()
-            while (
-                len(self._running) < self.settings.workers
-                and not self._failing()
-                and self.ledger.can_start(limit(), self._in_flight_seconds())
-                and self.ledger.fits(self._typical_short(), self._in_flight_expected(), limit())
-            ):
+            while self._free_slots() > 0 and not self._submit_pending():
+                if not (
+                    not self._failing()
+                    and self.ledger.can_start(limit(), self._in_flight_seconds())
+                    and self.ledger.fits(self._typical_short(), self._in_flight_expected(), limit())
+                ):
+                    break
                 self._launch_short()
             if not self._running:
                 break
@@ -169,7 +204,7 @@ class SearchLoop:
         launched = False
         while True:
             self._beat()
-            while pending and len(self._running) < self.settings.workers:
+            while self._free_slots() > 0 and not self._submit_pending() and pending:
                 if launched:
                     ok = self.ledger.fits(pending[0].estimate_seconds, self._in_flight_expected())
                 else:  # the best one always gets its chance while any budget is left
@@ -186,7 +221,8 @@ class SearchLoop:
 
     # ----------------------------------------------------------------- launching
     def _launch_short(self) -> None:
-        plan = TrialPlan(Stage.SHORT, self.settings.session, self.settings.device_share)
+        plan = TrialPlan(Stage.SHORT, self.settings.session, self.settings.device_share,
+                         folds=self.settings.validation.folds_of(Stage.SHORT))
         if self._retries:
             source = self._retries.pop(0)
             trial = self.handle.ask_like(source, dataclasses.replace(
@@ -212,8 +248,7 @@ class SearchLoop:
             refine_rule=self.refine_pruner.rule(config.schedule(Stage.SHORT).refine.steps,
                                                 self.records),
         )
-        self.executor.submit(request)
-        self._running[trial.number] = _Running(trial, self._typical_short())
+        self._start(trial, request, self._typical_short())
 
     def _launch_full(self, promotion: Promotion) -> None:
         source = promotion.source
@@ -221,34 +256,90 @@ class SearchLoop:
         trial = self.handle.ask_like(source, TrialPlan(
             Stage.FULL, self.settings.session, self.settings.device_share, source.plan.config,
             engine_default=source.plan.engine_default, promoted_from=source.number,
+            folds=self.settings.validation.folds_of(Stage.FULL),
         ))
         request = TrialRequest(trial.number, Stage.FULL, source.plan.config,
                                self.settings.device_share)
-        self.executor.submit(request)
-        self._running[trial.number] = _Running(trial, promotion.estimate_seconds)
+        self._start(trial, request, promotion.estimate_seconds)
+
+    def _start(self, trial: optuna.Trial, request: TrialRequest, estimate: float) -> None:
+        """Queue the trial's runs (one per fold under cross-validation) and start the first."""
+        validation = self.settings.validation
+        folds = validation.folds_of(request.stage)
+        runs = [dataclasses.replace(request, fold=FoldSpec(i, validation.folds, validation.seed))
+                for i in folds] or [request]
+        self._running[trial.number] = _Running(trial, estimate, runs)
+        self._submit_pending()
+
+    def _submit_pending(self) -> bool:
+        """Start the next queued run of the earliest trial that has one; False if none."""
+        for entry in self._running.values():
+            if entry.pending:
+                request = entry.pending.pop(0)
+                self.executor.submit(request)
+                entry.in_flight += 1
+                fold = request.fold.index if request.fold else None
+                entry.runs[fold] = RunLog(fold, time.time())
+                self._log_runs(entry)
+                return True
+        return False
+
+    def _log_runs(self, entry: _Running) -> None:
+        self.handle.write(entry.trial, TrialResult(runs=tuple(entry.runs.values())), "runs")
+
+    def _free_slots(self) -> int:
+        return self.settings.workers - sum(e.in_flight for e in self._running.values())
 
     # ----------------------------------------------------------------- finishing
     def _collect(self) -> None:
         for outcome in self.executor.wait(self.settings.poll_seconds):
-            self._finish(outcome)
+            self._run_finished(outcome)
         self.callback.on_progress(self._snapshot())
 
-    def _finish(self, outcome: TrialOutcome) -> None:
-        trial = self._running.pop(outcome.number).trial
-        result = outcome.result
-        if result.state == TrialState.COMPLETE and outcome.model_archive is not None:
-            folder = self.settings.winners_dir / f"trial-{outcome.number}"
-            if folder.exists():
-                shutil.rmtree(folder)
-            result = dataclasses.replace(
-                result, model_dir=str(unpack_folder(outcome.model_archive, folder)))
-        self.handle.finish(trial, result)
-        self.ledger.charge(result.device_seconds)
+    def _run_finished(self, outcome: TrialOutcome) -> None:
+        entry = self._running[outcome.number]
+        entry.in_flight -= 1
+        entry.outcomes.append(outcome)
+        self.ledger.charge(outcome.result.device_seconds)
+        entry.runs[outcome.fold] = dataclasses.replace(
+            entry.runs[outcome.fold], device_seconds=outcome.result.device_seconds)
+        if outcome.result.state != TrialState.COMPLETE:
+            entry.pending.clear()  # a pruned or failed run ends its trial
+        if entry.in_flight == 0 and not entry.pending:
+            self._finish(outcome.number)
+        else:
+            self._log_runs(entry)
+
+    def _finish(self, number: int) -> None:
+        entry = self._running.pop(number)
+        combined = combine_runs(entry.outcomes, self.task)
+        result = dataclasses.replace(combined.result, runs=tuple(entry.runs.values()))
+        if combined.predictions is not None and result.state != TrialState.FAIL:
+            result = dataclasses.replace(result, predictions_artifact=self.handle.upload_predictions(
+                entry.trial, combined.predictions, combined.indices))
+        if result.state == TrialState.COMPLETE and combined.archives:
+            result = dataclasses.replace(result, model_dir=str(self._save_winner(number, combined)))
+        self.handle.finish(entry.trial, result)
         self._count(result.state == TrialState.FAIL, result.error)
         self._refresh()
-        record = next(r for r in self.records if r.number == outcome.number)
+        record = next(r for r in self.records if r.number == number)
         self.callback.on_progress(self._snapshot())
         self.callback.on_trial_end(record)
+
+    def _save_winner(self, number: int, combined: CombinedRuns) -> Path:
+        """The trial's saved model folder: its model, or the bag of its fold models."""
+        folder = self.settings.winners_dir / f"trial-{number}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        self.settings.winners_dir.mkdir(parents=True, exist_ok=True)
+        if len(combined.archives) == 1:
+            return unpack_folder(combined.archives[0], folder)
+        with tempfile.TemporaryDirectory(prefix="orca-bag-", dir=self.settings.winners_dir) as tmp:
+            members = [unpack_folder(a, Path(tmp) / f"fold-{i}")
+                       for i, a in enumerate(combined.archives)]
+            result = combined.result
+            return self.save_bag(members, folder, {"val": json_safe(result.val),
+                                                   "test": json_safe(result.test)})
 
     def _refresh(self) -> None:
         """Re-read the study and rewrite its summary attributes."""
@@ -295,8 +386,14 @@ class SearchLoop:
         return math.fsum(self.executor.in_flight().values())
 
     def _in_flight_expected(self) -> float:
+        """What the trials in flight will still use: each its expected device time (or what its
+        runs have used, if more), less what its finished runs were already charged."""
+        used: dict[int, float] = {}
+        for (number, _), seconds in self.executor.in_flight().items():
+            used[number] = used.get(number, 0.0) + seconds
         return math.fsum(
-            max(used, self._running[n].estimate) for n, used in self.executor.in_flight().items()
+            max(used.get(number, 0.0) + entry.done_seconds, entry.estimate) - entry.done_seconds
+            for number, entry in self._running.items()
         )
 
     def _snapshot(self) -> Snapshot:

@@ -29,18 +29,23 @@ class Promotion:
     estimate_seconds: float
 
 
-def full_cost_estimate(record: TrialRecord) -> float:
-    """Expected full-schedule device time: the short run's, scaled by the ratio of steps."""
+def full_cost_estimate(record: TrialRecord, full_runs: int = 1) -> float:
+    """Expected full-schedule device time: the short trial's time per run (one per fold it
+    ran), scaled by the ratio of steps, times the full schedule's runs (its folds)."""
     full = record.plan.config
     assert full is not None, "only trials that ran have a cost to scale"
     short = full.schedule(Stage.SHORT)
     full_steps = full.align.steps + full.refine.steps
     short_steps = max(1, short.align.steps + short.refine.steps)
-    return record.result.device_seconds * full_steps / short_steps
+    per_run = record.result.device_seconds / max(1, len(record.plan.folds))
+    return per_run * full_steps / short_steps * full_runs
 
 
-def select_promotions(records: Sequence[TrialRecord], top_k: int) -> list[Promotion]:
-    """The top-K short trials not yet trained in full, best first."""
+def select_promotions(
+    records: Sequence[TrialRecord], top_k: int, full_runs: int = 1
+) -> list[Promotion]:
+    """The top-K short trials not yet trained in full, best first; a full trial is
+    `full_runs` runs (its folds under cross-validation)."""
     ranked = sorted(
         (
             r for r in records
@@ -66,7 +71,7 @@ def select_promotions(records: Sequence[TrialRecord], top_k: int) -> list[Promot
         if len(seen) > top_k:
             break
         if key not in done:
-            picks.append(Promotion(r, full_cost_estimate(r)))
+            picks.append(Promotion(r, full_cost_estimate(r, full_runs)))
     return picks
 
 

@@ -13,6 +13,7 @@ types, so a new field is one line here and nothing else.
 import dataclasses
 import datetime as dt
 import math
+import statistics
 import types
 import typing
 from enum import Enum, StrEnum
@@ -31,6 +32,7 @@ class StudyKey(StrEnum):
     TASK = "task"
     TASK_FINGERPRINT = "task_fingerprint"  # a resume on other data is refused
     SEARCH_SPACE = "search_space"  # {name, path, sha256}: a resume under another space is refused
+    VALIDATION = "validation"  # {kind, folds, short_folds, seed}: a resume must use the same
     WINNERS_FOLDER = "winners_folder"
     BUDGET = "budget"  # {text, seconds, kind} of the current session
     SESSIONS = "sessions"  # one entry per budget session (see `_sessions`)
@@ -54,12 +56,24 @@ class PruneReason:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunLog:
+    """One run of a trial (a fold, or its hold-out run): when it started (epoch seconds) and,
+    once finished, the device time it was charged. Written as runs start and end, so the
+    time of a trial that a killed driver left RUNNING can be charged run by run."""
+
+    fold: int | None
+    started: float
+    device_seconds: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class TrialPlan:
     """What the driver decided when it started the trial.
 
     engine_default marks the engine's default configuration (and its retries and full runs),
     which wins exact validation ties (`TrialRecord.rank_key`). config is None only for a trial
     whose sampled values the configuration refused, or one killed while they were sampled.
+    folds: the cross-validation folds it runs, one run each (empty: one hold-out run).
     """
 
     stage: Stage = Stage.SHORT
@@ -69,21 +83,28 @@ class TrialPlan:
     engine_default: bool = False
     retry_of: int | None = None
     promoted_from: int | None = None
+    folds: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class TrialResult:
     """What one run of a trial measured, as the driver records it when the trial ends.
 
-    device_seconds is what the budget was charged (estimated from the last heartbeat for a
-    trial of a killed run); val_curve holds (refine step, validation score) pairs; test is set
-    for full-schedule winners only, the one place the search touches test data.
+    device_seconds is what the budget was charged, summed over its runs (estimated from the
+    last heartbeat for a trial of a killed run); val is the validation evaluation, the mean
+    over `fold_vals` under cross-validation; val_curve holds (refine step, validation score)
+    pairs; predictions_artifact names the Optuna artifact with its validation (out-of-fold)
+    predictions; test is set for full-schedule winners only, the one place the search touches
+    test data (a bag's: of its folds' averaged predictions).
     """
 
     device_seconds: float = 0.0
     wall_seconds: float = 0.0
     device_seconds_estimated: bool = False
     val: Evaluation | None = None
+    fold_vals: tuple[Evaluation, ...] = ()
+    runs: tuple[RunLog, ...] = ()
+    predictions_artifact: str | None = None
     cost: float | None = None
     align_curve: tuple[float, ...] = ()
     final_align_loss: float | None = None
@@ -104,6 +125,13 @@ class TrialResult:
         if self.pruned is not None:
             return TrialState.PRUNED
         return TrialState.COMPLETE
+
+    @property
+    def val_spread(self) -> float | None:
+        """Standard deviation of the folds' validation scores (None without folds)."""
+        if len(self.fold_vals) < 2:
+            return None
+        return statistics.stdev(v.score for v in self.fold_vals)
 
     @property
     def objectives(self) -> list[float]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from optuna.trial import TrialState
 
 from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError
-from orca_automl.search._records import StudyKey, TrialRecord, TrialResult
+from orca_automl.search._records import RunLog, StudyKey, TrialRecord, TrialResult
 from orca_automl.search._storage import DIRECTIONS, ExistingStudies, StudyHandle
 
 #: A driver whose heartbeat is older than this (on another host) is taken as dead.
@@ -27,9 +28,11 @@ STALE_DRIVER_SECONDS = 120.0
 
 
 def check_resumable(
-    existing: ExistingStudies, study_name: str, fingerprint: str, space_sha256: str, space_path: Path
+    existing: ExistingStudies, study_name: str, fingerprint: str, space_sha256: str,
+    space_path: Path, validation: Mapping[str, Any] | None = None,
 ) -> None:
-    """Refuse to resume a study made for other data, another space, or by another tool."""
+    """Refuse to resume a study made for other data, another space or validation protocol,
+    or by another tool."""
     if study_name not in existing.names:
         return
     attrs = existing.attrs[study_name]
@@ -47,7 +50,23 @@ def check_resumable(
             f"study {study_name!r} was made with another search space ({old_space.get('path')}, "
             f"sha256 {str(old_space.get('sha256'))[:12]}; now {space_path}, {space_sha256[:12]}): {hint}"
         )
+    old_validation = attrs.get(StudyKey.VALIDATION) or HOLDOUT
+    if validation is not None and dict(old_validation) != dict(validation):
+        raise OrcaInputError(
+            f"study {study_name!r} was scored with validation {_protocol(old_validation)}, not "
+            f"{_protocol(validation)}: scores would not compare; give that --validation, or {hint}"
+        )
     _check_no_live_driver(study_name, attrs.get(StudyKey.DRIVER))
+
+
+#: What studies made before validation protocols were recorded used.
+HOLDOUT = {"kind": "holdout", "folds": 0, "short_folds": 0, "seed": 0}
+
+
+def _protocol(attr: Mapping[str, Any]) -> str:
+    if attr.get("kind") != "cv":
+        return "holdout"
+    return f"cv:{attr.get('folds')}/{attr.get('short_folds')} (seed {attr.get('seed')})"
 
 
 def _check_no_live_driver(study_name: str, driver: Any) -> None:
@@ -119,10 +138,9 @@ def reconcile_interrupted(handle: StudyHandle, last_heartbeat: float | None) -> 
     for record in handle.records():
         if record.state != TrialState.RUNNING:
             continue
-        started = record.started.timestamp() if record.started else time.time()
-        until = last_heartbeat if last_heartbeat is not None else started
         handle.finish(handle.trial(record.number), TrialResult(
-            device_seconds=max(0.0, until - started) * record.plan.device_share,
+            device_seconds=_used_until(record, last_heartbeat),
+            runs=record.result.runs,
             device_seconds_estimated=True,
             interrupted=True,
             error="interrupted: the orca-search run driving this trial stopped before it "
@@ -130,6 +148,22 @@ def reconcile_interrupted(handle: StudyHandle, last_heartbeat: float | None) -> 
         ))
         failed.append(record)
     return failed
+
+
+def _used_until(record: TrialRecord, heartbeat: float | None) -> float:
+    """Device time a trial had used by the killed driver's last heartbeat: its finished runs'
+    charges, plus each unfinished run's time since it started (the trial's time since it
+    started when no run was logged)."""
+    runs = record.result.runs or (RunLog(None, record.started.timestamp()
+                                         if record.started else time.time()),)
+    seconds = 0.0
+    for run in runs:
+        if run.device_seconds is not None:
+            seconds += run.device_seconds
+        else:
+            until = heartbeat if heartbeat is not None else run.started
+            seconds += max(0.0, until - run.started) * record.plan.device_share
+    return seconds
 
 
 def pending_retries(records: list[TrialRecord]) -> list[TrialRecord]:

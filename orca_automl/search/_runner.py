@@ -21,14 +21,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from orca_automl.config import OrcaConfig, Stage
 from orca_automl.search._pruning import AlignPruneRule, RefinePruneRule, TrialMonitor
 from orca_automl.search._records import TrialResult
 
 
 @dataclass(frozen=True)
+class FoldSpec:
+    """Which cross-validation fold a run trains without and validates on."""
+
+    index: int
+    count: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class TrialRequest:
-    """One trial to run: its config, stage, device share and the pruning rules it starts with."""
+    """One run of a trial (its hold-out run, or one fold): its config, stage, device share and
+    the pruning rules it starts with."""
 
     number: int
     stage: Stage
@@ -36,16 +48,26 @@ class TrialRequest:
     device_share: float = 1.0
     align_rule: AlignPruneRule | None = None
     refine_rule: RefinePruneRule | None = None
+    fold: FoldSpec | None = None
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """A trial's result as it comes back to the driver. A full-schedule winner also brings its
-    saved model folder, as a tar, so that it travels back from any node of a cluster."""
+    """One run's result as it comes back to the driver.
+
+    predictions are the run's validation predictions (the one form of `tasks.to_predictions`),
+    for the development data's rows `indices` when it is a fold run. A full-schedule run also
+    brings its test predictions and its saved model folder, as a tar, so that it travels back
+    from any node of a cluster.
+    """
 
     number: int
     result: TrialResult
     model_archive: bytes | None = None
+    fold: int | None = None
+    predictions: np.ndarray | None = None
+    indices: np.ndarray | None = None
+    test_predictions: np.ndarray | None = None
 
 
 class TrialRunner(Protocol):
@@ -71,7 +93,7 @@ def execute_trial(
             device_seconds=wall * request.device_share, wall_seconds=wall,
             val_curve=tuple(monitor.val_curve), error=f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc()[-4000:],
-        ))
+        ), fold=request.fold.index if request.fold else None)
     wall = clock() - start
     result = outcome.result
     error = None
@@ -96,7 +118,12 @@ class CycleRunner:
         self.device = device
 
     def run(self, request: TrialRequest, task: Any, monitor: TrialMonitor) -> TrialOutcome:
-        from orca_automl.cycle import CycleCallback, evaluate, run_cycle, save_model
+        from orca_automl.cycle import (
+            CycleCallback,
+            evaluate_with_predictions,
+            run_cycle,
+            save_model,
+        )
 
         class Hooks(CycleCallback):
             def on_align_end(self, curve: list[float]) -> bool:
@@ -105,11 +132,15 @@ class CycleRunner:
             def on_eval(self, step: int, val_score: float, val_loss: float) -> bool:
                 return monitor.evaluated(step, val_score)
 
+        fold, indices = request.fold, None
+        if fold is not None:
+            indices = task.fold_indices(fold.count, fold.seed)[fold.index]
+            task = task.fold(fold.index, fold.count, fold.seed)
         config = request.config
         result = run_cycle(task, config, schedule=request.stage, callback=Hooks(), device=self.device)
-        archive, test = None, None
+        archive, test, test_predictions = None, None, None
         if request.stage == Stage.FULL and result.stopped is None:
-            test = evaluate(result.model, task, "test")
+            test, test_predictions = evaluate_with_predictions(result.model, task, "test")
             with tempfile.TemporaryDirectory(prefix="orca-winner-") as tmp:
                 folder = save_model(result.model, task, config, Path(tmp) / "model",
                                     scores=result.scores(test), notes=result.notes)
@@ -121,7 +152,8 @@ class CycleRunner:
             final_align_loss=result.final_align_loss,
             notes=tuple(result.notes),
             test=test,
-        ), archive)
+        ), archive, fold=fold.index if fold else None, predictions=result.val_predictions,
+            indices=indices, test_predictions=test_predictions)
 
 
 def pack_folder(folder: Path) -> bytes:

@@ -51,6 +51,7 @@ from orca_automl.search._storage import (
     study_folder,
 )
 from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
+from orca_automl.search._validation import Validation, parse_validation
 
 Execution = Callable[[ExecutionPlan, TrialRunner, Any], AbstractContextManager[Executor]]
 
@@ -67,7 +68,8 @@ class SearchOptions:
     storage: an SQLAlchemy URL (None: sqlite:///studies/<study>.db); study: its name (None: the
     task's); address: a Ray cluster to join (None: start Ray here); gpus_per_trial: None means
     1 for a GPU budget, else 0; top_k: None means the space's promotion.top_k; new_study: start
-    `<study>-2`, ... instead of refusing a study made for other data or another space.
+    `<study>-2`, ... instead of refusing a study made for other data or another space;
+    validation: "holdout", "auto", "cv:K" or "cv:K/S" (see `parse_validation`).
     """
 
     task: str
@@ -84,6 +86,7 @@ class SearchOptions:
     pruning: str = "all"
     new_study: bool = False
     debug: bool = False
+    validation: str = "holdout"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class _Checked:
 
     budget: Budget
     space: SearchSpace
+    validation: Validation
     task: Any
     study_name: str
     url: str
@@ -133,15 +137,17 @@ def run_search(
     callback = callback or SearchCallback()
     toolkit = toolkit or cycle_toolkit()
     c = _check_input(options, toolkit)
-    callback.on_start(SearchStart(c.task, c.study_name, c.url, c.space, c.budget, options.workers))
+    callback.on_start(SearchStart(c.task, c.study_name, c.url, c.space, c.budget, options.workers,
+                                  c.validation))
     with execution(c.plan, toolkit.runner, c.task) as executor:
         handle = StudyHandle.open(c.url, c.study_name, _sampler(options.sampler, options.seed), {
             StudyKey.TASK: c.task.name,
             StudyKey.TASK_FINGERPRINT: c.fingerprint,
             StudyKey.SEARCH_SPACE: {"name": c.space.name, "path": str(c.space.path.resolve()),
                                     "sha256": c.space.sha256},
+            StudyKey.VALIDATION: c.validation.to_attr(),
             StudyKey.WINNERS_FOLDER: str(c.folder / "winners"),
-        })
+        }, artifacts=c.folder / "artifacts")
         if not handle.records():  # a fresh study starts from the engine's defaults
             handle.study.enqueue_trial(c.space.engine_defaults(engine_choices(c.task.modality)),
                                        skip_if_exists=True)
@@ -161,8 +167,11 @@ def run_search(
                 seed=options.seed,
                 session=session.index,
                 winners_dir=c.folder / "winners",
+                validation=c.validation,
             ),
             callback,
+            c.task,
+            toolkit.save_bag,
             *pruners(options.pruning),
         )
         records = loop.run()
@@ -216,17 +225,23 @@ def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
     if not options.storage:
         check_storage_url(url)
     space = space.for_task(task.modality, toolkit.embedder_fits(task.modality))
+    validation = parse_validation(options.validation, len(task.train) + len(task.val),
+                                  options.seed)
+    if validation.cross_validated:
+        task.fold_indices(validation.folds, validation.seed)  # too few samples: refused here
     fingerprint = task.fingerprint()
     existing = read_existing(url)
     if options.new_study:
         name = fresh_study_name(existing, name)
     else:
-        check_resumable(existing, name, fingerprint, space.sha256, space.path)
+        check_resumable(existing, name, fingerprint, space.sha256, space.path,
+                        validation.to_attr())
     folder = study_folder(url, name).absolute()
     device_share = gpus if gpus > 0 and budget.kind != "cpu" else 1.0
     return _Checked(
         budget=budget,
         space=space,
+        validation=validation,
         task=task,
         study_name=name,
         url=url,

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
@@ -182,19 +184,24 @@ def read_existing(url: str) -> ExistingStudies:
 
 
 class StudyHandle:
-    """An Optuna study plus the few storage operations ask/tell needs beyond `optuna.Study`."""
+    """An Optuna study plus the few storage operations ask/tell needs beyond `optuna.Study`,
+    and the artifact store that holds each trial's validation predictions (arrays too large
+    for user attributes; Optuna records each artifact on its trial)."""
 
-    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
+    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage,
+                 artifacts: Path) -> None:
         self.study = study
         self.storage = storage
         self.study_id = storage.get_study_id_from_name(study.study_name)
+        self.artifacts = artifacts
 
     @classmethod
     def open(
         cls, url: str, study_name: str, sampler: optuna.samplers.BaseSampler,
-        new_attrs: Mapping[str, Any],
+        new_attrs: Mapping[str, Any], artifacts: Path | None = None,
     ) -> StudyHandle:
-        """Create the study (setting `new_attrs`) or load it as it is."""
+        """Create the study (setting `new_attrs`) or load it as it is. Artifacts live in
+        `artifacts` (default: the study's folder, `study_folder(url, name)/artifacts`)."""
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             Path(parsed.database or "").absolute().parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +215,7 @@ class StudyHandle:
             storage=storage, study_name=study_name, sampler=sampler,
             directions=list(DIRECTIONS), load_if_exists=True,
         )
-        handle = cls(study, storage)
+        handle = cls(study, storage, artifacts or study_folder(url, study_name) / "artifacts")
         if created:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -258,6 +265,41 @@ class StudyHandle:
         """Store a plan or result (or just the fields `names`) as the trial's user attributes."""
         for key, value in to_attrs(part, *names).items():
             trial.set_user_attr(key, value)
+
+    def upload_predictions(
+        self, trial: optuna.Trial, predictions: np.ndarray, indices: np.ndarray | None
+    ) -> str:
+        """Store a trial's validation predictions (and, for out-of-fold ones, the development
+        rows they belong to) as an artifact of the trial; returns the artifact's id."""
+        from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        values = np.asarray(predictions, dtype=np.float32)
+        with tempfile.TemporaryDirectory(prefix="orca-predictions-") as tmp:
+            path = Path(tmp) / f"trial-{trial.number}-predictions.npz"
+            if indices is None:
+                np.savez(path, predictions=values)
+            else:
+                np.savez(path, predictions=values, indices=np.asarray(indices, dtype=np.int64))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return upload_artifact(artifact_store=FileSystemArtifactStore(self.artifacts),
+                                       file_path=str(path), study_or_trial=trial)
+
+    def predictions(self, record: TrialRecord) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """A trial's stored (predictions, development rows or None), or None if it has none."""
+        from optuna.artifacts import FileSystemArtifactStore, download_artifact
+
+        artifact = record.result.predictions_artifact
+        if artifact is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="orca-predictions-") as tmp:
+            path = Path(tmp) / "predictions.npz"
+            download_artifact(artifact_store=FileSystemArtifactStore(self.artifacts),
+                              file_path=str(path), artifact_id=artifact)
+            with np.load(path, allow_pickle=False) as data:
+                indices = data["indices"] if "indices" in data.files else None
+                return data["predictions"], indices
 
     def finish(self, trial: optuna.Trial, result: TrialResult) -> None:
         """Record `result` on the trial, then tell Optuna its state (and objectives)."""

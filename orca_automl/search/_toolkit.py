@@ -7,8 +7,9 @@ validate a search space in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from orca_automl.search._runner import CycleRunner, TrialRunner
@@ -18,13 +19,15 @@ from orca_automl.search._runner import CycleRunner, TrialRunner
 class Toolkit:
     """load_task(spec, seed) -> Task; known_names: config key -> registered names (for space
     validation); embedder_fits(modality) -> fits(backbone, embedder); gpu_visible() for GPU
-    budgets; runner runs the trials."""
+    budgets; runner runs the trials; save_bag(members, folder, scores) saves the model
+    folders of a cross-validated winner's folds as one bag (an equal-weight ensemble)."""
 
     load_task: Callable[[str, int], Any]
     known_names: Callable[[], Mapping[str, Collection[str]]]
     embedder_fits: Callable[[str], Callable[[str, str], bool]]
     gpu_visible: Callable[[], bool]
     runner: TrialRunner
+    save_bag: Callable[[Sequence[Path], Path, dict[str, Any]], Path]
 
 
 def cycle_toolkit() -> Toolkit:
@@ -40,7 +43,15 @@ def cycle_toolkit() -> Toolkit:
 
         return bool(torch.cuda.is_available())
 
-    return Toolkit(load, registered_names, registry_fits, gpu_visible, CycleRunner())
+    return Toolkit(load, registered_names, registry_fits, gpu_visible, CycleRunner(), save_bag)
+
+
+def save_bag(members: Sequence[Path], folder: Path, scores: dict[str, Any]) -> Path:
+    """The fold models as one saved ensemble of equal weights, served like a single model."""
+    from orca_automl.cycle import save_ensemble
+
+    return save_ensemble(members, folder, scores=scores,
+                         notes=[f"a bag of {len(members)} fold models, equal weights"])
 
 
 def registered_names() -> dict[str, list[str]]:

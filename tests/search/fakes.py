@@ -16,13 +16,16 @@ import hashlib
 import heapq
 import json
 import math
+import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from orca_automl.cli import build_parser
 from orca_automl.config import OrcaConfig, Stage
@@ -30,6 +33,7 @@ from orca_automl.evaluation import Evaluation
 from orca_automl.search import (
     ExecutionPlan,
     Executor,
+    RunKey,
     SearchOptions,
     Toolkit,
     TrialMonitor,
@@ -40,6 +44,8 @@ from orca_automl.search import (
     execute_trial,
     pack_folder,
 )
+from orca_automl.tasks import metric_for
+from orca_automl.tasks._splits import fold_indices
 
 SPACES = Path(__file__).parent / "spaces"
 KNOWN_NAMES = {
@@ -56,16 +62,67 @@ _FITS = {
 
 
 @dataclass(frozen=True)
+class FakeSplit:
+    """Labels only: the fake runner never looks at inputs."""
+
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
 class FakeTask:
-    """What the search reads from a task: name, modality, type and a data fingerprint."""
+    """What the search reads from a task: name, modality, type, a data fingerprint, the sizes
+    and labels of its splits, its cross-validation folds, and how predictions are scored."""
 
     name: str = "fake"
     modality: str = "1d"
     task_type: str = "classification"
     data: str = "v1"
+    size: int = 40  # training + validation samples; 20 more for test
 
     def fingerprint(self) -> str:
         return hashlib.sha256(f"{self.modality}|{self.task_type}|{self.data}".encode()).hexdigest()
+
+    def _labels(self) -> np.ndarray:
+        return np.arange(self.size + 20) % 2
+
+    @property
+    def train(self) -> FakeSplit:
+        return FakeSplit(self._labels()[: self.size * 3 // 4])
+
+    @property
+    def val(self) -> FakeSplit:
+        return FakeSplit(self._labels()[self.size * 3 // 4 : self.size])
+
+    @property
+    def test(self) -> FakeSplit:
+        return FakeSplit(self._labels()[self.size :])
+
+    @property
+    def development(self) -> FakeSplit:
+        return FakeSplit(self._labels()[: self.size])
+
+    def fold_indices(self, k: int, seed: int) -> list[np.ndarray]:
+        return fold_indices(self.development.y, k, seed, stratify=True, what=self.name)
+
+    def score(self, y: np.ndarray, predictions: np.ndarray) -> Evaluation:
+        value = metric_for("classification")(y, predictions)
+        loss = float(-np.log(np.clip(predictions[np.arange(len(y)), y], 1e-12, None)).mean())
+        return Evaluation("accuracy", value, value, loss)
+
+
+def fake_predictions(config: OrcaConfig, rows: np.ndarray, labels: np.ndarray,
+                     score: float) -> np.ndarray:
+    """Class probabilities for `rows`: right (0.75 on the true class) for about a `score`
+    share of them, chosen by a hash of the config and the row."""
+    right = np.array([_jitter(config, f"row{r}") < score for r in rows])
+    p_true = np.where(right, 0.75, 0.25)
+    out = np.empty((len(rows), 2))
+    out[np.arange(len(rows)), labels] = p_true
+    out[np.arange(len(rows)), 1 - labels] = 1 - p_true
+    return out
 
 
 class FakeClock:
@@ -134,28 +191,35 @@ class FakeRunner:
             curve = [start * math.exp(-rate * s / 10) + 0.05 for s in range(run.align.steps + 1)]
             final = curve[-1]
             self._spend(run.align.steps)
-        jitter = _jitter(config, "score")
+        fold = request.fold.index if request.fold else None
+        jitter = _jitter(config, "score" if fold is None else f"score{fold}")
         base = 0.5 + 0.4 / (1.0 + (final if final is not None else 1.0))
         score = quality * ((1 - self.noise) * base + self.noise * jitter)
         measured = TrialResult(cost=self._cost(config), align_curve=tuple(curve),
                                final_align_loss=final)
         if not monitor.align_finished(curve):
-            return TrialOutcome(request.number, measured)
+            return TrialOutcome(request.number, measured, fold=fold)
         every = run.refine.eval_every
         for step in range(every, run.refine.steps + 1, every):
             self._spend(every)
             if not monitor.evaluated(step, score * (0.7 + 0.3 * step / run.refine.steps)):
                 break
-        archive, test = None, None
+        archive, test, test_predictions = None, None, None
         if request.stage == Stage.FULL:
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / "meta.json").write_text(json.dumps({"trial": request.number}))
                 archive = pack_folder(Path(tmp))
             test = Evaluation("accuracy", score - 0.01, score - 0.01, 0.3)
+            rows = np.arange(len(task.test)) + 10_000
+            test_predictions = fake_predictions(config, rows, task.test.y, score - 0.01)
+        rows = (np.arange(len(task.val)) if request.fold is None else
+                task.fold_indices(request.fold.count, request.fold.seed)[request.fold.index])
+        labels = task.val.y if request.fold is None else task.development.y[rows]
         return TrialOutcome(request.number, dataclasses.replace(
             measured, val=Evaluation("accuracy", score, score, 1.0 - score), notes=("fake run",),
             test=test,
-        ), archive)
+        ), archive, fold=fold, predictions=fake_predictions(config, rows, labels, score),
+            indices=None if request.fold is None else rows, test_predictions=test_predictions)
 
     @staticmethod
     def _cost(config: OrcaConfig) -> float:
@@ -169,30 +233,33 @@ class SimulatedExecutor(Executor):
     def __init__(self, runner: FakeRunner, task: Any, clock: FakeClock, device_share: float = 1.0) -> None:
         assert runner.clock is clock
         self.runner, self.task, self.clock, self.device_share = runner, task, clock, device_share
-        self._events: list[tuple[float, int, TrialOutcome]] = []
-        self._started: dict[int, float] = {}
-        self.stages: dict[int, Stage] = {}
+        self._events: list[tuple[float, int, int, TrialOutcome]] = []
+        self._started: dict[RunKey, float] = {}
+        self.stages: dict[RunKey, Stage] = {}
         self.max_parallel = 0
 
     def submit(self, request: TrialRequest) -> None:
         start = self.clock.now
         outcome = execute_trial(self.runner, request, self.task, clock=self.clock)
         end, self.clock.now = self.clock.now, start
-        heapq.heappush(self._events, (end, request.number, outcome))
-        self._started[request.number] = start
-        self.stages[request.number] = request.stage
+        key = (request.number, request.fold.index if request.fold else None)
+        heapq.heappush(self._events, (end, request.number, -1 if key[1] is None else key[1],
+                                      outcome))
+        self._started[key] = start
+        self.stages[key] = request.stage
         self.max_parallel = max(self.max_parallel, len(self._started))
 
     def wait(self, timeout: float) -> list[TrialOutcome]:
         if not self._events:
             return []
-        end, number, outcome = heapq.heappop(self._events)
+        end, number, _, outcome = heapq.heappop(self._events)
         self.clock.now = max(self.clock.now, end)
-        del self._started[number], self.stages[number]
+        key = (number, outcome.fold)
+        del self._started[key], self.stages[key]
         return [outcome]
 
-    def in_flight(self) -> dict[int, float]:
-        return {n: (self.clock.now - t0) * self.device_share for n, t0 in self._started.items()}
+    def in_flight(self) -> dict[RunKey, float]:
+        return {k: (self.clock.now - t0) * self.device_share for k, t0 in self._started.items()}
 
 
 def fake_toolkit(runner: TrialRunner | None = None, task: FakeTask | None = None) -> Toolkit:
@@ -210,7 +277,16 @@ def fake_toolkit(runner: TrialRunner | None = None, task: FakeTask | None = None
     def fits_for(modality: str):  # type: ignore[no-untyped-def]
         return lambda backbone, embedder: embedder in _FITS.get((modality, backbone), set())
 
-    return Toolkit(load, lambda: KNOWN_NAMES, fits_for, lambda: False, runner or FakeRunner())
+    return Toolkit(load, lambda: KNOWN_NAMES, fits_for, lambda: False, runner or FakeRunner(),
+                   save_fake_bag)
+
+
+def save_fake_bag(members: Sequence[Path], folder: Path, scores: dict[str, Any]) -> Path:
+    """A bag of fake model folders: the members copied under members/, and bag.json."""
+    for i, member in enumerate(members):
+        shutil.copytree(member, folder / "members" / str(i))
+    (folder / "bag.json").write_text(json.dumps({"members": len(members), "scores": scores}))
+    return folder
 
 
 def simulated_execution(clock: FakeClock):  # type: ignore[no-untyped-def]

@@ -1,0 +1,88 @@
+"""One trial's runs combined into its result: a hold-out trial is one run, a cross-validated
+trial one run per fold.
+
+The trial's validation score is the mean of its folds' (their spread is kept); its
+out-of-fold predictions are the folds' validation predictions put back in the development
+data's row order; a full-schedule trial is a bag of its fold models, tested on the average of
+their test predictions. A run that failed or was pruned decides the trial's state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from orca_automl.evaluation import Evaluation
+from orca_automl.search._records import TrialResult
+from orca_automl.search._runner import TrialOutcome
+
+
+@dataclass(frozen=True)
+class CombinedRuns:
+    """A trial's result, its validation predictions (rows: `indices` into the development
+    data, or the hold-out split's rows when indices is None) and its runs' model archives."""
+
+    result: TrialResult
+    indices: np.ndarray | None
+    predictions: np.ndarray | None
+    archives: tuple[bytes, ...]
+
+
+def combine_runs(outcomes: Sequence[TrialOutcome], task: Any) -> CombinedRuns:
+    """The trial's result from its runs (any order; a fold run carries its fold index)."""
+    runs = sorted(outcomes, key=lambda o: -1 if o.fold is None else o.fold)
+    archives = tuple(o.model_archive for o in runs if o.model_archive is not None)
+    if len(runs) == 1 and runs[0].fold is None:  # the hold-out run is the trial
+        return CombinedRuns(runs[0].result, None, runs[0].predictions, archives)
+    results = [o.result for o in runs]
+    vals = [r.val for r in results if r.val is not None]
+    losses = [r.final_align_loss for r in results]
+    complete = len(vals) == len(results)
+    combined = dataclasses.replace(
+        results[0],
+        device_seconds=sum(r.device_seconds for r in results),
+        wall_seconds=sum(r.wall_seconds for r in results),
+        notes=tuple(dict.fromkeys(n for r in results for n in r.notes)),
+        error=next((r.error for r in results if r.error is not None), None),
+        traceback=next((r.traceback for r in results if r.traceback is not None), None),
+        pruned=next((r.pruned for r in results if r.pruned is not None), None),
+        val=_mean_evaluation(vals) if complete else None,
+        fold_vals=tuple(vals) if complete else (),
+        final_align_loss=None if None in losses else statistics.fmean(
+            loss for loss in losses if loss is not None),
+        val_curve=_mean_curve([r.val_curve for r in results]),
+        test=_bag_test(runs, task),
+    )
+    with_predictions = [o for o in runs if o.predictions is not None and o.indices is not None]
+    indices = predictions = None
+    if with_predictions and len(with_predictions) == len(runs):
+        indices = np.concatenate([o.indices for o in with_predictions if o.indices is not None])
+        predictions = np.concatenate([o.predictions for o in with_predictions
+                                      if o.predictions is not None])
+    return CombinedRuns(combined, indices, predictions, archives)
+
+
+def _mean_evaluation(vals: Sequence[Evaluation]) -> Evaluation:
+    return Evaluation(vals[0].metric, statistics.fmean(v.value for v in vals),
+                      statistics.fmean(v.score for v in vals), statistics.fmean(v.loss for v in vals))
+
+
+def _mean_curve(curves: Sequence[tuple[tuple[int, float], ...]]) -> tuple[tuple[int, float], ...]:
+    """Step-wise mean of the folds' validation curves, at the steps every fold reached."""
+    common = set.intersection(*(set(s for s, _ in c) for c in curves)) if curves else set()
+    by_step = [dict(c) for c in curves]
+    return tuple((s, statistics.fmean(c[s] for c in by_step)) for s in sorted(common))
+
+
+def _bag_test(runs: Sequence[TrialOutcome], task: Any) -> Evaluation | None:
+    """The bag's test evaluation: its folds' averaged test predictions (all folds needed)."""
+    tests = [o.test_predictions for o in runs]
+    if not tests or any(t is None for t in tests):
+        return None
+    mean = np.mean(np.stack([t for t in tests if t is not None]), axis=0)
+    return task.score(task.test.y, mean)  # type: ignore[no-any-return]

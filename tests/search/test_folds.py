@@ -1,0 +1,183 @@
+"""Cross-validated trials against the fake runner on a fake clock: one run per fold, the mean
+score, out-of-fold predictions in the artifact store, bags of fold models, and resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from orca_automl.errors import OrcaInputError
+from orca_automl.search import (
+    ExecutionPlan,
+    Executor,
+    Stage,
+    StudyHandle,
+    TrialOutcome,
+    TrialRecord,
+    TrialRunner,
+    Validation,
+    parse_validation,
+    run_search,
+)
+from tests.search.fakes import (
+    FakeClock,
+    FakeRunner,
+    FakeTask,
+    SimulatedExecutor,
+    fake_toolkit,
+    options,
+)
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs."""
+
+
+def _run(tmp_path: Path, clock: FakeClock, runner: FakeRunner,
+         executor_type: type = SimulatedExecutor, **flags: Any) -> list[TrialRecord]:
+    @contextmanager
+    def execution(plan: ExecutionPlan, runner_: TrialRunner, task: Any) -> Iterator[Executor]:
+        yield executor_type(runner_, task, clock, plan.device_share)
+
+    flags.setdefault("storage", f"sqlite:///{tmp_path}/study.db")
+    flags.setdefault("workers", 2)
+    flags.setdefault("validation", "cv:4/2")
+    run_search(options(**flags), toolkit=fake_toolkit(runner), execution=execution)
+    return _records(tmp_path)
+
+
+def _records(tmp_path: Path) -> list[TrialRecord]:
+    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")
+    return [TrialRecord.from_frozen(t) for t in study.trials]
+
+
+def _handle(tmp_path: Path) -> StudyHandle:
+    return StudyHandle.open(f"sqlite:///{tmp_path}/study.db", "fake-1d",
+                            optuna.samplers.RandomSampler(0), {})
+
+
+def test_validation_specs() -> None:
+    assert parse_validation("holdout", 40, 0) == Validation()
+    assert parse_validation("cv:5", 40, 3) == Validation(5, 2, 3)
+    assert parse_validation("cv:4/3", 40, 0).folds_of(Stage.SHORT) == (0, 1, 2)
+    assert parse_validation("cv:4/3", 40, 0).folds_of(Stage.FULL) == (0, 1, 2, 3)
+    assert parse_validation("auto", 40, 0) == Validation(5, 2, 0)
+    assert not parse_validation("auto", 5000, 0).cross_validated
+    for bad, words in (("cv:1", "2 folds or more"), ("cv:5/6", "cv:K/S"), ("k-fold", "not understood"),
+                       ("cv:30", "too few for 30 folds")):
+        with pytest.raises(OrcaInputError, match=words):
+            parse_validation(bad, 40, 0)
+
+
+def test_a_trial_is_one_run_per_fold_scored_by_their_mean(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runner = FakeRunner(clock)
+    records = _run(tmp_path, clock, runner, budget="200s")
+    task = FakeTask("fake-1d")
+    folds = task.fold_indices(4, seed=0)
+    handle = _handle(tmp_path)
+    short = [r for r in records if r.plan.stage == Stage.SHORT and r.state == TrialState.COMPLETE]
+    assert short
+    for r in short:
+        assert r.plan.folds == (0, 1)
+        calls = [c for c in runner.calls if c.number == r.number]
+        assert sorted(c.fold.index for c in calls if c.fold) == [0, 1]
+        assert len(r.result.fold_vals) == 2
+        assert r.val_score == pytest.approx(statistics.fmean(v.score for v in r.result.fold_vals))
+        assert r.result.val_spread == pytest.approx(
+            statistics.stdev(v.score for v in r.result.fold_vals))
+        assert [run.fold for run in r.result.runs] == [0, 1]
+        assert r.result.device_seconds == pytest.approx(
+            sum(run.device_seconds or 0.0 for run in r.result.runs))
+        stored = handle.predictions(r)
+        assert stored is not None
+        predictions, rows = stored
+        assert rows is not None and sorted(rows.tolist()) == sorted(np.concatenate(folds[:2]).tolist())
+        assert predictions.shape == (len(rows), 2)
+        np.testing.assert_allclose(predictions.sum(axis=1), 1.0, rtol=1e-6)
+    full = [r for r in records if r.plan.stage == Stage.FULL]
+    assert full
+    for w in full:
+        assert w.state == TrialState.COMPLETE and w.plan.folds == (0, 1, 2, 3)
+        stored = handle.predictions(w)
+        assert stored is not None and sorted(stored[1].tolist()) == list(range(task.size))
+        assert w.result.test is not None  # the bag's averaged test predictions
+        bag = json.loads((Path(w.result.model_dir or "") / "bag.json").read_text())
+        assert bag["members"] == 4
+    spent = sum(r.result.device_seconds for r in records)
+    longest = sorted((r.result.device_seconds for r in records), reverse=True)[:2]
+    assert spent <= 200.0 + sum(longest)
+    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")
+    assert study.user_attrs["validation"] == {"kind": "cv", "folds": 4, "short_folds": 2, "seed": 0}
+    assert study.user_attrs["device_seconds_spent"] == pytest.approx(spent)
+
+
+def test_a_failed_fold_run_ends_its_trial_without_starting_its_other_folds(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runner = FakeRunner(clock, fail_when={"align.metric": "none"})
+    records = _run(tmp_path, clock, runner, budget="120s", workers=1)
+    failed = [r for r in records if r.state == TrialState.FAIL]
+    assert failed
+    for r in failed:
+        assert len([c for c in runner.calls if c.number == r.number]) == 1
+        assert "fake failure" in (r.result.error or "")
+
+
+class _KillMidTrial(SimulatedExecutor):
+    """Dies after a few runs, while a cross-validated trial has finished some of its folds."""
+
+    def wait(self, timeout: float) -> list[TrialOutcome]:
+        self.seen = getattr(self, "seen", 0) + 1
+        if self.seen > 7:
+            raise Killed()
+        return super().wait(timeout)
+
+
+def test_a_kill_between_folds_resumes_without_losing_or_double_charging(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runner = FakeRunner(clock)
+    with pytest.raises(Killed):
+        _run(tmp_path, clock, runner, executor_type=_KillMidTrial, budget="200s", workers=1)
+    before = {r.number: r for r in _records(tmp_path)}
+    running = [r for r in before.values() if r.state == TrialState.RUNNING]
+    assert running and any(
+        any(run.device_seconds is not None for run in r.result.runs) for r in running
+    ), "the kill must land after a fold of a running trial finished"
+
+    after_records = _run(tmp_path, clock, runner, budget="200s", workers=1)
+    after = {r.number: r for r in after_records}
+    for r in running:
+        reconciled = after[r.number]
+        assert reconciled.state == TrialState.FAIL and reconciled.result.interrupted
+        finished = sum(run.device_seconds or 0.0 for run in r.result.runs)
+        assert reconciled.result.device_seconds >= finished  # finished folds are charged once
+        if r.plan.stage == Stage.SHORT:
+            assert sum(x.plan.retry_of == r.number for x in after_records) == 1
+    for n, r in before.items():
+        if r.finished:
+            assert after[n].result == r.result
+    assert not any(r.state == TrialState.RUNNING for r in after_records)
+    spent = sum(r.result.device_seconds for r in after_records)
+    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")
+    assert study.user_attrs["device_seconds_spent"] == pytest.approx(spent)
+    promoted = [r.plan.promoted_from for r in after_records
+                if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE]
+    assert len(promoted) == len(set(promoted)) >= 1
+
+
+def test_a_study_resumes_only_under_its_own_validation_protocol(tmp_path: Path) -> None:
+    clock = FakeClock()
+    _run(tmp_path, clock, FakeRunner(clock), budget="60s")
+    with pytest.raises(OrcaInputError, match="scored with validation cv:4/2 .* not holdout"):
+        _run(tmp_path, clock, FakeRunner(clock), budget="60s", validation="holdout")
+    assert math.isfinite(sum(r.result.device_seconds for r in _records(tmp_path)))
