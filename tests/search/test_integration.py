@@ -123,15 +123,19 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(tmp_p
     assert promoted and len(promoted) == len(set(promoted))
 
 
-def test_the_real_cycle_through_ray_on_a_tiny_model(tmp_path: Path, tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[no-untyped-def]
-    """CycleRunner end to end: run_cycle per trial in Ray workers, a promoted winner saved
-    through the tar round trip, tested once, and loadable for prediction."""
+@pytest.mark.parametrize(("validation", "budget"), [("holdout", "90s"), ("cv:3/2", "150s")])
+def test_the_real_cycle_through_ray_on_a_tiny_model(  # type: ignore[no-untyped-def]
+    tmp_path: Path, tiny_bert_dir: Path, toy_task, validation: str, budget: str
+) -> None:
+    """CycleRunner end to end: run_cycle per trial (per fold) in Ray workers, a promoted winner
+    (a bag of fold models under cross-validation) saved through the tar round trip, tested
+    once, and loadable for prediction."""
     import dataclasses
 
     import numpy as np
     import yaml
 
-    from orca_automl.cycle import load_model
+    from orca_automl.cycle import SavedEnsemble, load_model
     from orca_automl.search import cycle_toolkit
 
     space = tmp_path / "tiny-real.yaml"
@@ -156,8 +160,8 @@ def test_the_real_cycle_through_ray_on_a_tiny_model(tmp_path: Path, tiny_bert_di
     db = tmp_path / "study.db"
     # One worker: a trial in flight can overrun the short-trial share by one trial only, so the
     # promotion reserve survives a loaded machine (two workers are covered by the fake-runner test).
-    run_search(options(task="toy", budget="90s", workers=1, storage=f"sqlite:///{db}",
-                       search_space=str(space)), toolkit=toolkit)
+    run_search(options(task="toy", budget=budget, workers=1, storage=f"sqlite:///{db}",
+                       search_space=str(space), validation=validation), toolkit=toolkit)
     records = _records(db, "toy-classification")
     assert not any(r.state in (TrialState.FAIL, TrialState.RUNNING) for r in records), [r.result.error for r in records]
     short = [r for r in records if r.plan.stage == Stage.SHORT and r.state == TrialState.COMPLETE]
@@ -168,3 +172,9 @@ def test_the_real_cycle_through_ray_on_a_tiny_model(tmp_path: Path, tiny_bert_di
     assert winner.state == TrialState.COMPLETE and winner.result.test is not None
     saved = load_model(winner.result.model_dir or "")
     assert np.asarray(saved.predict(task.test.X[:4])).shape[0] == 4
+    if validation == "holdout":
+        return
+    assert all(len(r.result.fold_vals) == 2 for r in short)
+    assert isinstance(saved, SavedEnsemble) and len(saved.members) == 3
+    bag = saved.predictions(task.test.X)  # the saved bag reproduces the score the search recorded
+    assert task.score(task.test.y, bag).value == pytest.approx(winner.result.test.value, abs=1e-6)
