@@ -9,6 +9,7 @@ pipes) only the per-trial lines are written, each carrying the same counters. At
 from __future__ import annotations
 
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -138,7 +139,7 @@ def winners_table(result: SearchResult) -> str:
     first = winners[0].result.val
     metric = first.metric if first is not None else "score"
     header = ["trial", "from", "configuration", f"short val {metric}", f"full val {metric}",
-              f"test {metric}", "GFLOPs", "model folder"]
+              f"test {metric}", "GFLOPs", "decision", "model folder"]
     rows = [header]
     for w in winners:
         source = by_number.get(w.plan.promoted_from) if w.plan.promoted_from is not None else None
@@ -146,10 +147,11 @@ def winners_table(result: SearchResult) -> str:
             str(w.number),
             str(w.plan.promoted_from),
             summarize(source or w),
-            short_value(_metric(source)) if source else "-",
-            short_value(_metric(w)),
+            _metric(source) if source else "-",
+            _metric(w),
             short_value(w.result.test.value if w.result.test else None),
             short_value(w.cost),
+            result.decision.reason(w.number) if result.decision else "-",
             str(w.result.model_dir or "-"),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -158,5 +160,13 @@ def winners_table(result: SearchResult) -> str:
     return "\n".join(lines)
 
 
-def _metric(record: TrialRecord) -> float | None:
-    return record.result.val.value if record.result.val is not None else None
+def _metric(record: TrialRecord) -> str:
+    """The validation metric, with its spread over folds under cross-validation."""
+    val = record.result.val
+    if val is None:
+        return "-"
+    folds = record.result.fold_vals
+    if len(folds) < 2:
+        return short_value(val.value)
+    spread = statistics.stdev(f.value for f in folds)
+    return f"{short_value(val.value)} ± {spread:.2g} ({len(folds)} folds)"

@@ -89,6 +89,7 @@ from orca_automl.search._storage import (
 )
 from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
 from orca_automl.search._validation import Validation, parse_validation
+from orca_automl.search._winner import Comparison, WinnerDecision, decide_winner, paired_bootstrap
 
 __all__ = [
     "PRUNING_MODES",
@@ -98,6 +99,7 @@ __all__ = [
     "AlignmentEvidence",
     "Budget",
     "BudgetLedger",
+    "Comparison",
     "Condition",
     "CycleRunner",
     "Execution",
@@ -137,6 +139,7 @@ __all__ = [
     "TrialResult",
     "TrialRunner",
     "Validation",
+    "WinnerDecision",
     "alignment_group",
     "available_spaces",
     "begin_session",
@@ -144,6 +147,7 @@ __all__ = [
     "check_resumable",
     "check_storage_url",
     "cycle_toolkit",
+    "decide_winner",
     "default_storage_url",
     "end_session",
     "engine_choices",
@@ -154,6 +158,7 @@ __all__ = [
     "full_cost_estimate",
     "load_space",
     "pack_folder",
+    "paired_bootstrap",
     "parse_budget",
     "parse_space",
     "parse_validation",

@@ -58,6 +58,7 @@ from orca_automl.search._sessions import total_spent
 from orca_automl.search._space import SearchSpace
 from orca_automl.search._storage import StudyHandle
 from orca_automl.search._validation import Validation
+from orca_automl.search._winner import WinnerDecision, decide_winner
 
 ALIGN_RULE_TEXT = (
     "per (backbone, reference data, distance) group: Spearman rho between final alignment "
@@ -150,6 +151,7 @@ class SearchLoop:
         self._streak = 0
         self._first_error: str | None = None
         self._phase = "search"
+        self.decision: WinnerDecision | None = None
         self._refresh()
         self._retries = pending_retries(self.records)
 
@@ -162,6 +164,10 @@ class SearchLoop:
             self._search(lambda: self.ledger.total)
             picks = self._promotions(self.settings.top_k)
         self._promote(picks)
+        self.decision = decide_winner(self.records, self.handle.predictions, self.task,
+                                      seed=self.settings.seed)
+        if self.decision is not None:
+            self.handle.set_attr(StudyKey.WINNER, json_safe(self.decision.to_attr()))
         return self.records
 
     def _promotions(self, top_k: int) -> list[Promotion]:
@@ -171,8 +177,8 @@ class SearchLoop:
     def _search_limit(self) -> float:
         """What short trials may use: the budget minus the promotion reserve."""
         total = self.ledger.total
-        best = self._promotions(1)
-        need = best[0].estimate_seconds if best else 0.0
+        best = self._promotions(2)[:2]  # the incumbent and the best challenger, when both exist
+        need = math.fsum(p.estimate_seconds for p in best)
         reserve = max(self.settings.promotion_share * total, min(need, self.settings.max_reserve * total))
         return total - reserve
 

@@ -1,11 +1,13 @@
 """Which short-schedule trials are retrained with the FULL schedule, and what that may cost.
 
-Promotion ranks COMPLETE short trials by validation score (higher first; ties go to the engine's
-default configuration, then the lower validation loss, the lower inference cost and the earlier
-trial: `TrialRecord.rank_key`) and takes the top K. A configuration that already has
-a COMPLETE full-schedule trial is never promoted again, across resumes, and two short trials
-with the same configuration count once. A promoted trial whose full run failed or was
-interrupted stays eligible, so it is retried.
+The engine's default configuration is promoted first whenever its short trial completed: its
+full run is the incumbent that a challenger must beat beyond noise to become the winner (see
+`_winner`). Then promotion ranks COMPLETE short trials by validation score (higher first; ties
+go to the engine's default configuration, then the lower validation loss, the lower inference
+cost and the earlier trial: `TrialRecord.rank_key`) and takes the top K. A configuration that
+already has a COMPLETE full-schedule trial is never promoted again, across resumes, and two
+short trials with the same configuration count once. A promoted trial whose full run failed
+or was interrupted stays eligible, so it is retried.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def full_cost_estimate(record: TrialRecord, full_runs: int = 1) -> float:
 def select_promotions(
     records: Sequence[TrialRecord], top_k: int, full_runs: int = 1
 ) -> list[Promotion]:
-    """The top-K short trials not yet trained in full, best first; a full trial is
-    `full_runs` runs (its folds under cross-validation)."""
+    """The engine default's short trial, then the top-K short trials, not yet trained in
+    full; a full trial is `full_runs` runs (its folds under cross-validation)."""
     ranked = sorted(
         (
             r for r in records
@@ -61,18 +63,17 @@ def select_promotions(
         if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE
         and r.plan.promoted_from in by_number
     }
-    picks: list[Promotion] = []
-    seen: set[str] = set()
+    chosen: list[TrialRecord] = []  # the top-K configurations (one trial each), done or not
     for r in ranked:
-        key = _config_key(r)
-        if key in seen:
-            continue
-        seen.add(key)
-        if len(seen) > top_k:
+        if len(chosen) == top_k:
             break
-        if key not in done:
-            picks.append(Promotion(r, full_cost_estimate(r, full_runs)))
-    return picks
+        if _config_key(r) not in {_config_key(c) for c in chosen}:
+            chosen.append(r)
+    default = next((r for r in ranked if r.plan.engine_default), None)
+    if default is not None:
+        chosen = [default, *(c for c in chosen if _config_key(c) != _config_key(default))]
+    return [Promotion(r, full_cost_estimate(r, full_runs)) for r in chosen
+            if _config_key(r) not in done]
 
 
 def _config_key(record: TrialRecord) -> str:

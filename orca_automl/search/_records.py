@@ -40,6 +40,7 @@ class StudyKey(StrEnum):
     DEVICE_SECONDS_SPENT = "device_seconds_spent"
     PRUNING_EVIDENCE = "pruning_evidence"
     ENGINE_DEFAULT_TRIAL = "engine_default_trial"  # number of the trial of OrcaConfig()'s values
+    WINNER = "winner"  # the winner rule, its confidence and the evidence of each comparison
 
 
 class PruneKind(StrEnum):

@@ -52,6 +52,7 @@ from orca_automl.search._storage import (
 )
 from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
 from orca_automl.search._validation import Validation, parse_validation
+from orca_automl.search._winner import WinnerDecision
 
 Execution = Callable[[ExecutionPlan, TrialRunner, Any], AbstractContextManager[Executor]]
 
@@ -91,19 +92,24 @@ class SearchOptions:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The study after one budget session: every trial's record, and where winners live."""
+    """The study after one budget session: every trial's record, where winners live, and the
+    decision that picked the winner (None before any full run completed)."""
 
     study_name: str
     storage: str
     winners_folder: Path
     records: list[TrialRecord]
+    decision: WinnerDecision | None = None
 
     @property
     def winners(self) -> list[TrialRecord]:
-        """Fully trained trials, best first (ties as in `TrialRecord.rank_key`)."""
-        full = (r for r in self.records
-                if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE)
-        return sorted(full, key=TrialRecord.rank_key)
+        """Fully trained trials: the winner first (see `WinnerDecision`), then the others by
+        validation score (ties as in `TrialRecord.rank_key`)."""
+        full = sorted((r for r in self.records
+                       if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE),
+                      key=TrialRecord.rank_key)
+        winner = self.decision.winner if self.decision else None
+        return sorted(full, key=lambda r: r.number != winner)
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,7 @@ def run_search(
         records = loop.run()
         end_session(handle, session)
         release(handle)
-    result = SearchResult(c.study_name, c.url, c.folder / "winners", records)
+    result = SearchResult(c.study_name, c.url, c.folder / "winners", records, loop.decision)
     callback.on_end(result)
     return result
 

@@ -78,11 +78,14 @@ def test_equal_scores_rank_by_validation_loss_before_cost() -> None:
     assert [p.source.number for p in select_promotions(records, top_k=4)] == [1, 0, 2, 3]
 
 
-def test_the_engine_default_wins_exact_ties_but_not_a_higher_score() -> None:
-    """An exact tie is no evidence against the configuration the search started from."""
+def test_the_engine_default_is_promoted_first_and_wins_exact_ties() -> None:
+    """Its full run is the incumbent a challenger must beat; an exact tie is no evidence
+    against it, a higher score ranks above it."""
     default = _short(0, 0.8, 1e-4, cost=2.0, val_loss=0.9, default=True)
     tied = _short(1, 0.8, 2e-4, cost=1.0, val_loss=0.2)
     better = _short(2, 0.9, 3e-4, val_loss=0.5)
     assert [p.source.number for p in select_promotions([default, tied], top_k=2)] == [0, 1]
-    assert [p.source.number for p in select_promotions([default, tied, better], top_k=3)] == [2, 0, 1]
+    assert [p.source.number for p in select_promotions([default, tied, better], top_k=3)] == [0, 2, 1]
+    assert [p.source.number for p in select_promotions([default, tied, better], top_k=1)] == [0, 2]
     assert [p.source.number for p in select_promotions([tied, default], top_k=1)] == [0]
+    assert sorted([default, tied, better], key=TrialRecord.rank_key)[:2] == [better, default]

@@ -1,0 +1,152 @@
+"""Which fully trained configuration the search hands the user: the engine's default stays the
+winner unless a challenger beats it beyond the noise of the validation samples.
+
+On small data the best of many noisy validation scores is a winner's curse: a challenger
+that scores higher than the default on 10 samples usually is not better. So the search starts
+from an incumbent, the full run of the engine's default configuration (what `orca-train`
+does), and replaces it only by a challenger whose advantage survives a paired bootstrap
+over the validation samples both were predicted on (out-of-fold predictions under
+cross-validation, the hold-out split otherwise): the lower end of a one-sided confidence
+interval of the score difference must lie above zero. The evidence of every comparison is
+stored on the study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from optuna.trial import TrialState
+
+from orca_automl.config import Stage
+from orca_automl.search._records import TrialRecord
+
+#: A trial's stored validation predictions and their development rows (None: hold-out rows).
+Predictions = tuple[np.ndarray, np.ndarray | None]
+
+RULE_TEXT = (
+    "the engine's default configuration (its full run) stays the winner unless a challenger's "
+    "validation score beats it beyond noise: a paired bootstrap over the samples both were "
+    "predicted on, whose one-sided lower confidence bound of the score difference is above 0"
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A challenger's full run against the incumbent's, on the samples both predicted."""
+
+    trial: int
+    incumbent: int
+    samples: int
+    difference: float
+    lower_bound: float
+
+    @property
+    def beats(self) -> bool:
+        return self.lower_bound > 0
+
+
+@dataclass(frozen=True)
+class WinnerDecision:
+    """The winning full run, the incumbent it was measured against, and the evidence."""
+
+    winner: int | None
+    incumbent: int | None
+    confidence: float
+    comparisons: tuple[Comparison, ...]
+
+    def reason(self, trial: int) -> str:
+        """Why a full run stands where it does, in a few words for tables."""
+        if trial == self.incumbent:
+            return "incumbent: the engine default" + (" (winner)" if trial == self.winner else "")
+        found = next((c for c in self.comparisons if c.trial == trial), None)
+        if found is None:
+            return "best validation score" if trial == self.winner else "-"
+        verdict = "beats the default" if found.beats else "not beyond noise"
+        return (f"{verdict}: {found.difference:+.3f}, {self.confidence:.0%} lower bound "
+                f"{found.lower_bound:+.3f} on {found.samples} samples"
+                + (" (winner)" if trial == self.winner else ""))
+
+    def to_attr(self) -> dict[str, Any]:
+        return {
+            "rule": RULE_TEXT,
+            "confidence": self.confidence,
+            "winner": self.winner,
+            "incumbent": self.incumbent,
+            "comparisons": [
+                {"trial": c.trial, "incumbent": c.incumbent, "samples": c.samples,
+                 "difference": c.difference, "lower_bound": c.lower_bound, "beats": c.beats}
+                for c in self.comparisons
+            ],
+        }
+
+
+def paired_bootstrap(
+    score: Callable[[np.ndarray], float], n: int, confidence: float, rounds: int, seed: int
+) -> tuple[float, float]:
+    """(observed difference, one-sided lower confidence bound) of a paired score difference.
+
+    score(rows) returns challenger minus incumbent score on those sample rows; the rows are
+    resampled with replacement `rounds` times, so any metric works, decomposable or not.
+    """
+    observed = score(np.arange(n))
+    rng = np.random.default_rng(seed)
+    draws = np.array([score(rng.integers(0, n, n)) for _ in range(rounds)])
+    return observed, float(np.quantile(draws, 1.0 - confidence))
+
+
+def decide_winner(
+    records: Sequence[TrialRecord],
+    predictions: Callable[[TrialRecord], Predictions | None],
+    task: Any,
+    confidence: float = 0.9,
+    rounds: int = 1000,
+    seed: int = 0,
+) -> WinnerDecision | None:
+    """The winner among the study's COMPLETE full runs (None when there is none yet).
+
+    Without a full run of the engine's default the best validation score wins (ties as in
+    `TrialRecord.rank_key`), as without predictions to compare.
+    """
+    full = sorted((r for r in records if r.plan.stage == Stage.FULL
+                   and r.state == TrialState.COMPLETE), key=TrialRecord.rank_key)
+    if not full:
+        return None
+    incumbent = next((r for r in full if r.plan.engine_default), None)
+    if incumbent is None:
+        return WinnerDecision(full[0].number, None, confidence, ())
+    base = predictions(incumbent)
+    comparisons = []
+    for challenger in full:
+        if challenger.number == incumbent.number or base is None:
+            continue
+        found = predictions(challenger)
+        if found is None:
+            continue
+        comparisons.append(_compare(challenger.number, incumbent.number, found, base, task,
+                                    confidence, rounds, seed))
+    winners = [c for c in comparisons if c.beats]
+    best = max(winners, key=lambda c: c.difference, default=None)
+    return WinnerDecision(best.trial if best else incumbent.number, incumbent.number, confidence,
+                          tuple(comparisons))
+
+
+def _compare(trial: int, incumbent: int, challenger: Predictions, base: Predictions, task: Any,
+             confidence: float, rounds: int, seed: int) -> Comparison:
+    """Both trials' predictions on the rows they share, compared by paired bootstrap."""
+    (p_new, rows_new), (p_old, rows_old) = challenger, base
+    if rows_new is None or rows_old is None:  # hold-out: both predicted every validation row
+        y = task.val.y
+        new, old = p_new, p_old
+    else:
+        shared, at_new, at_old = np.intersect1d(rows_new, rows_old, return_indices=True)
+        y = task.development.y[shared]
+        new, old = p_new[at_new], p_old[at_old]
+
+    def score(rows: np.ndarray) -> float:
+        return float(task.score(y[rows], new[rows]).score - task.score(y[rows], old[rows]).score)
+
+    difference, lower = paired_bootstrap(score, len(y), confidence, rounds, seed)
+    return Comparison(trial, incumbent, len(y), difference, lower)

@@ -1,0 +1,106 @@
+"""The winner rule: the engine default's full run stays the winner unless a challenger beats it
+beyond noise (paired bootstrap on the samples both predicted), checked on synthetic
+predictions with known answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from orca_automl.config import OrcaConfig
+from orca_automl.search import (
+    Stage,
+    TrialPlan,
+    TrialRecord,
+    TrialResult,
+    decide_winner,
+    paired_bootstrap,
+    run_search,
+)
+from tests.search.fakes import (
+    FakeClock,
+    FakeRunner,
+    FakeTask,
+    fake_toolkit,
+    options,
+    simulated_execution,
+)
+
+TASK = FakeTask("fake-1d", size=40)
+
+
+def _full(number: int, score: float, default: bool = False) -> TrialRecord:
+    return TrialRecord(number=number, state=TrialState.COMPLETE, params={}, distributions={},
+                       values=(score, 1.0), started=None,
+                       plan=TrialPlan(Stage.FULL, config=OrcaConfig(), engine_default=default),
+                       result=TrialResult())
+
+
+def _right_on(count: int, y: np.ndarray) -> np.ndarray:
+    """Probabilities that put 0.8 on the true class for the first `count` samples, on the
+    wrong class for the others."""
+    p = np.full((len(y), 2), 0.2)
+    right = np.arange(len(y)) < count
+    p[np.arange(len(y)), np.where(right, y, 1 - y)] = 0.8
+    return p
+
+
+def test_paired_bootstrap_of_a_constant_difference() -> None:
+    difference, lower = paired_bootstrap(lambda rows: 0.25, 30, 0.9, rounds=50, seed=0)
+    assert difference == lower == 0.25
+
+
+def test_a_challenger_better_beyond_noise_wins_and_one_within_noise_does_not() -> None:
+    y = TASK.development.y
+    rows = np.arange(len(y))
+    stored = {0: (_right_on(24, y), rows),   # the default: 60% right
+              1: (_right_on(38, y), rows),   # 95% right: better beyond any noise
+              2: (_right_on(25, y), rows)}   # one sample more: noise
+    records = [_full(0, 0.6, default=True), _full(1, 0.95), _full(2, 0.625)]
+    decision = decide_winner(records, lambda r: stored[r.number], TASK, confidence=0.9)
+    assert decision is not None and decision.incumbent == 0 and decision.winner == 1
+    by_trial = {c.trial: c for c in decision.comparisons}
+    assert by_trial[1].beats and by_trial[1].difference == pytest.approx(0.35)
+    assert not by_trial[2].beats and by_trial[2].difference == pytest.approx(0.025)
+    assert by_trial[2].samples == 40 and by_trial[2].lower_bound <= 0
+    assert "beats the default" in decision.reason(1) and "(winner)" in decision.reason(1)
+    assert "not beyond noise" in decision.reason(2)
+    alone = decide_winner([records[0], records[2]], lambda r: stored[r.number], TASK)
+    assert alone is not None and alone.winner == 0  # the higher validation score is not enough
+
+
+def test_out_of_fold_rows_are_matched_and_hold_out_uses_the_validation_split() -> None:
+    y = TASK.development.y
+    order = np.random.default_rng(0).permutation(len(y))  # the challenger stored rows shuffled
+    good = _right_on(len(y), y)
+    stored = {0: (_right_on(20, y), np.arange(len(y))), 1: (good[order], order)}
+    decision = decide_winner([_full(0, 0.5, True), _full(1, 1.0)], lambda r: stored[r.number], TASK)
+    assert decision is not None and decision.winner == 1
+    assert decision.comparisons[0].difference == pytest.approx(0.5)
+    val = TASK.val.y
+    held = {0: (_right_on(len(val), val), None), 1: (_right_on(0, val), None)}
+    decision = decide_winner([_full(0, 1.0, True), _full(1, 0.0)], lambda r: held[r.number], TASK)
+    assert decision is not None and decision.winner == 0 and decision.comparisons[0].samples == 10
+
+
+def test_without_the_default_full_run_the_best_score_wins() -> None:
+    decision = decide_winner([_full(3, 0.7), _full(4, 0.9)], lambda r: None, TASK)
+    assert decision is not None and decision.winner == 4 and decision.incumbent is None
+    assert decide_winner([], lambda r: None, TASK) is None
+
+
+def test_the_search_records_its_decision_and_ranks_the_winner_first(tmp_path: Path) -> None:
+    clock = FakeClock()
+    url = f"sqlite:///{tmp_path}/study.db"
+    result = run_search(options(storage=url, budget="120s", workers=2),
+                        toolkit=fake_toolkit(FakeRunner(clock)),
+                        execution=simulated_execution(clock))
+    stored = optuna.load_study(study_name="fake-1d", storage=url).user_attrs["winner"]
+    assert result.decision is not None and stored["winner"] == result.decision.winner
+    assert result.winners[0].number == result.decision.winner
+    assert stored["incumbent"] == next(r.number for r in result.winners if r.plan.engine_default)
+    assert stored["confidence"] == 0.9 and "beyond noise" in stored["rule"]
