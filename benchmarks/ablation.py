@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _baselines import one_nn  # benchmarks/ is on sys.path when run as a script
 from _report import summary, write_report
 
+from orca_automl.baselines import fit_baseline
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle import evaluate, run_cycle
-from orca_automl.tasks import load_task
+from orca_automl.tasks import load_task, metric_for
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "align + refine": {},
@@ -46,7 +46,8 @@ def main() -> None:
         metric = ""
         for seed in args.seeds:
             task = load_task(name, seed=seed)
-            knn.append(one_nn(task))
+            knn.append(metric_for(task.task_type)(task.test.y,
+                                                  fit_baseline("one_nn", task, seed).test))
             for variant, overrides in VARIANTS.items():
                 cfg = OrcaConfig().with_overrides({**overrides, "seed": seed})
                 if args.smoke:

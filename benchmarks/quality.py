@@ -4,8 +4,8 @@ For each task and seed, on the same splits: the winner of `orca-search --budget 
 trained trial with the best validation score; its test score as the search recorded it),
 ORCA's default configuration without search (align + refine), refine without alignment, the
 same architecture from random weights, the classical method of the field (MiniRocket for time
-series, a tuned RBF SVM for images, tuned HistGradientBoosting for tables; see _baselines.py)
-and 1-NN. Mean and spread over seeds.
+series, a tuned RBF SVM for images, tuned HistGradientBoosting for tables; see
+orca_automl.baselines) and 1-NN. Mean and spread over seeds.
 
     python benchmarks/quality.py --budget 15cpu-minutes --seeds 0 1 2
     python benchmarks/quality.py --tasks gunpoint --seeds 0 --smoke     # tiny, for CI
@@ -21,14 +21,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _baselines import classical, one_nn  # benchmarks/ is on sys.path when run as a script
 from _report import OUT_DIR, summary, write_report
 from _runs import RunLog
 from _searching import logged_search, smoke_space
 
+from orca_automl.baselines import BASELINES, field_baselines, fit_baseline
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle import evaluate, run_cycle
-from orca_automl.tasks import Task, load_task
+from orca_automl.tasks import Task, load_task, metric_for
 
 #: The tasks of the table and the kind of data each stands for.
 TASKS = {
@@ -145,8 +145,15 @@ def paired_difference(pairs: list[tuple[float, float]]) -> str:
 
 def baselines_result(task: Task, seed: int) -> dict[str, object]:
     """The classical method of the task's field and 1-NN, on the same splits."""
-    method, value = classical(task, seed)
-    return {"method": method, "value": value, "1-NN": one_nn(task)}
+    classical = field_baselines(task)[0]  # the field's own method comes before 1-NN
+    return {"method": BASELINES.info(classical).display_name,
+            "value": baseline_test_score(classical, task, seed),
+            "1-NN": baseline_test_score("one_nn", task, seed)}
+
+
+def baseline_test_score(name: str, task: Task, seed: int) -> float:
+    """The task's metric on a baseline's test predictions."""
+    return metric_for(task.task_type)(task.test.y, fit_baseline(name, task, seed).test)
 
 
 def variant_result(task: Task, cfg: OrcaConfig) -> dict[str, object]:
@@ -168,7 +175,7 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace, neural_seeds
         "top-2 promotion. ORCA default: `OrcaConfig()` (packaged MiniLM for 1D/tabular, "
         "EfficientNet-Lite0 for 2D, OTDD-Gaussian alignment, 400 refine steps). Random body: the "
         "same, from random weights. Baselines see the same splits: train to fit, validation to "
-        "tune, test once (benchmarks/_baselines.py). Metric: accuracy, or R² for regression. "
+        "tune, test once (orca_automl.baselines). Metric: accuracy, or R² for regression. "
         "Every run's result, with the commit that produced it, is logged beside this table "
         "(searches in search_runs.jsonl, shared with the search-efficiency benchmark; the rest "
         "in quality_runs.jsonl); with --resume a call reuses the runs logged for the same task, "
