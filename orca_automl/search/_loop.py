@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -43,8 +44,9 @@ from orca_automl.search._callbacks import SearchCallback, Snapshot
 from orca_automl.search._executor import Executor
 from orca_automl.search._folds import CombinedRuns, combine_runs
 from orca_automl.search._promotion import Promotion, select_promotions
-from orca_automl.search._pruning import AlignLossPruner, RefineMedianPruner
+from orca_automl.search._pruning import AlignLossPruner, FoldPruner, RefineMedianPruner
 from orca_automl.search._records import (
+    PruneReason,
     RunLog,
     StudyKey,
     TrialPlan,
@@ -101,6 +103,7 @@ class _Running:
     in_flight: int = 0
     outcomes: list[TrialOutcome] = field(default_factory=list)
     runs: dict[int | None, RunLog] = field(default_factory=dict)
+    pruned: PruneReason | None = None  # by the driver, between folds
 
     @property
     def done_seconds(self) -> float:
@@ -128,6 +131,7 @@ class SearchLoop:
         save_bag: Callable[[Sequence[Path], Path, dict[str, Any]], Path],
         align_pruner: AlignLossPruner | None = None,
         refine_pruner: RefineMedianPruner | None = None,
+        fold_pruner: FoldPruner | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.handle = handle
@@ -140,6 +144,8 @@ class SearchLoop:
         self.callback = callback
         self.align_pruner = align_pruner or AlignLossPruner()
         self.refine_pruner = refine_pruner or RefineMedianPruner()
+        self.fold_pruner = fold_pruner or FoldPruner()
+        self._stored: dict[int, tuple[np.ndarray, np.ndarray | None] | None] = {}
         self.clock = clock
         self._running: dict[int, _Running] = {}
         self._started = time.time()
@@ -186,14 +192,19 @@ class SearchLoop:
         self._phase = "search"
         while True:
             self._beat()
-            while self._free_slots() > 0 and not self._submit_pending():
-                if not (
+            while self._free_slots() > 0:
+                # a trial's next fold once its last one is back (so the fold rule can stop it),
+                # else a new trial, else more folds of trials already started
+                if self._submit_pending(idle_only=True):
+                    continue
+                if (
                     not self._failing()
                     and self.ledger.can_start(limit(), self._in_flight_seconds())
                     and self.ledger.fits(self._typical_short(), self._in_flight_expected(), limit())
                 ):
+                    self._launch_short()
+                elif not self._submit_pending():
                     break
-                self._launch_short()
             if not self._running:
                 break
             self._collect()
@@ -274,21 +285,26 @@ class SearchLoop:
         folds = validation.folds_of(request.stage)
         runs = [dataclasses.replace(request, fold=FoldSpec(i, validation.folds, validation.seed))
                 for i in folds] or [request]
-        self._running[trial.number] = _Running(trial, estimate, runs)
-        self._submit_pending()
+        entry = _Running(trial, estimate, runs)
+        self._running[trial.number] = entry
+        self._submit(entry)
 
-    def _submit_pending(self) -> bool:
-        """Start the next queued run of the earliest trial that has one; False if none."""
+    def _submit_pending(self, idle_only: bool = False) -> bool:
+        """Start the next queued run of the earliest trial that has one (with `idle_only`,
+        of one with no run in flight); False if there is none."""
         for entry in self._running.values():
-            if entry.pending:
-                request = entry.pending.pop(0)
-                self.executor.submit(request)
-                entry.in_flight += 1
-                fold = request.fold.index if request.fold else None
-                entry.runs[fold] = RunLog(fold, time.time())
-                self._log_runs(entry)
+            if entry.pending and (entry.in_flight == 0 or not idle_only):
+                self._submit(entry)
                 return True
         return False
+
+    def _submit(self, entry: _Running) -> None:
+        request = entry.pending.pop(0)
+        self.executor.submit(request)
+        entry.in_flight += 1
+        fold = request.fold.index if request.fold else None
+        entry.runs[fold] = RunLog(fold, time.time())
+        self._log_runs(entry)
 
     def _log_runs(self, entry: _Running) -> None:
         self.handle.write(entry.trial, TrialResult(runs=tuple(entry.runs.values())), "runs")
@@ -311,6 +327,10 @@ class SearchLoop:
             entry.runs[outcome.fold], device_seconds=outcome.result.device_seconds)
         if outcome.result.state != TrialState.COMPLETE:
             entry.pending.clear()  # a pruned or failed run ends its trial
+        elif entry.pending and outcome.fold is not None and self._phase == "search":
+            entry.pruned = self._fold_rule(entry)
+            if entry.pruned is not None:
+                entry.pending.clear()
         if entry.in_flight == 0 and not entry.pending:
             self._finish(outcome.number)
         else:
@@ -320,6 +340,8 @@ class SearchLoop:
         entry = self._running.pop(number)
         combined = combine_runs(entry.outcomes, self.task)
         result = dataclasses.replace(combined.result, runs=tuple(entry.runs.values()))
+        if entry.pruned is not None and result.state == TrialState.COMPLETE:
+            result = dataclasses.replace(result, pruned=entry.pruned)
         if combined.predictions is not None and result.state != TrialState.FAIL:
             result = dataclasses.replace(result, predictions_artifact=self.handle.upload_predictions(
                 entry.trial, combined.predictions, combined.indices))
@@ -347,6 +369,29 @@ class SearchLoop:
             return self.save_bag(members, folder, {"val": json_safe(result.val),
                                                    "test": json_safe(result.test)})
 
+    def _fold_rule(self, entry: _Running) -> PruneReason | None:
+        """The fold rule's verdict on a short trial's finished folds, against the best COMPLETE
+        short trial with stored out-of-fold predictions, on the samples both predicted."""
+        if not self.fold_pruner.enabled:
+            return None
+        best = next((r for r in sorted(self.records, key=TrialRecord.rank_key)
+                     if r.plan.stage == Stage.SHORT and r.state == TrialState.COMPLETE
+                     and r.result.predictions_artifact), None)
+        runs = [o for o in entry.outcomes if o.predictions is not None and o.indices is not None]
+        if best is None or not runs:
+            return None
+        if best.number not in self._stored:
+            self._stored[best.number] = self.handle.predictions(best)
+        stored = self._stored[best.number]
+        if stored is None or stored[1] is None:
+            return None
+        rows = np.concatenate([o.indices for o in runs if o.indices is not None])
+        mine = np.concatenate([o.predictions for o in runs if o.predictions is not None])
+        shared, at_mine, at_best = np.intersect1d(rows, stored[1], return_indices=True)
+        y = self.task.development.y[shared]
+        return self.fold_pruner.reason(self.task.sample_losses(y, mine[at_mine]),
+                                       self.task.sample_losses(y, stored[0][at_best]), best.number)
+
     def _refresh(self) -> None:
         """Re-read the study and rewrite its summary attributes."""
         self.records = self.handle.records()
@@ -361,6 +406,7 @@ class SearchLoop:
             "refine_rule": (f"median stopping after {self.refine_pruner.min_trials} finished "
                             f"trials, from {self.refine_pruner.start_fraction:.0%} of refine steps")
                            if self.refine_pruner.enabled else "off",
+            "fold_rule": self.fold_pruner.describe(),
         })
 
     # ------------------------------------------------------------------ helpers

@@ -48,6 +48,7 @@ class PruneKind(StrEnum):
 
     ALIGNMENT = "alignment"  # its final alignment loss, before refine
     MEDIAN = "median"  # median stopping on validation scores, during refine
+    FOLDS = "folds"  # its first folds lose to the best trial's, sample by sample
 
 
 @dataclasses.dataclass(frozen=True)

@@ -192,6 +192,12 @@ class Task:
         loss = prediction_loss(self.task_type, self.normalizer, y, predictions)
         return Evaluation(metric.name, value, metric.score(value), loss)
 
+    def sample_losses(self, y: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+        """The loss of each sample's prediction (see `tasks._metrics.sample_losses`)."""
+        from orca_automl.tasks._metrics import sample_losses
+
+        return sample_losses(self.task_type, self.normalizer, y, predictions)
+
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """Raw model outputs as predictions (see `to_predictions`)."""
         from orca_automl.tasks._metrics import to_predictions

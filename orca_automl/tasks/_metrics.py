@@ -93,14 +93,23 @@ def prediction_loss(
 ) -> float:
     """The training loss, computed from predictions instead of raw outputs: cross-entropy of
     the probabilities, binary cross-entropy, or the squared error in normalised units."""
+    return float(sample_losses(task_type, normalizer, y, predictions).mean())
+
+
+def sample_losses(
+    task_type: str, normalizer: Normalizer, y: np.ndarray, predictions: np.ndarray
+) -> np.ndarray:
+    """`prediction_loss` of each sample (its mean over labels or values): what a paired test
+    compares sample by sample for any task type."""
     p = np.asarray(predictions, dtype=np.float64)
     if task_type == "classification":
         picked = p[np.arange(len(y)), np.asarray(y, dtype=np.int64)]
-        return float(-np.log(np.clip(picked, 1e-12, None)).mean())
+        return -np.log(np.clip(picked, 1e-12, None))
     if task_type == "multilabel":
         q = np.clip(p, 1e-12, 1 - 1e-12)
         t = np.asarray(y, dtype=np.float64)
-        return float(-(t * np.log(q) + (1 - t) * np.log(1 - q)).mean())
+        per_label = -(t * np.log(q) + (1 - t) * np.log(1 - q))
+        return per_label.reshape(len(y), -1).mean(axis=1)
     diff = normalizer.normalize_y(p.astype(np.float32)) - normalizer.normalize_y(
         np.asarray(y, dtype=np.float32))
-    return float(np.square(diff).mean())
+    return np.square(diff.astype(np.float64)).reshape(len(y), -1).mean(axis=1)

@@ -181,3 +181,38 @@ def test_a_study_resumes_only_under_its_own_validation_protocol(tmp_path: Path) 
     with pytest.raises(OrcaInputError, match="scored with validation cv:4/2 .* not holdout"):
         _run(tmp_path, clock, FakeRunner(clock), budget="60s", validation="holdout")
     assert math.isfinite(sum(r.result.device_seconds for r in _records(tmp_path)))
+
+
+def test_a_short_trial_whose_first_fold_loses_sample_by_sample_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orca_automl.search import (
+        AlignLossPruner,
+        FoldPruner,
+        PruneKind,
+        RefineMedianPruner,
+        _search,
+    )
+
+    monkeypatch.setattr(_search, "pruners", lambda mode: (  # the fold rule alone
+        AlignLossPruner(enabled=False), RefineMedianPruner(enabled=False),
+        FoldPruner(enabled=mode == "all")))
+    clock = FakeClock()
+    runner = FakeRunner(clock, noise=1.0)  # scores spread widely: some configurations lose clearly
+    records = _run(tmp_path, clock, runner, budget="300s", validation="cv:2/2", pruning="all")
+    stopped = [r for r in records if r.result.pruned and r.result.pruned.kind == PruneKind.FOLDS]
+    assert stopped
+    for r in stopped:
+        assert r.state == TrialState.PRUNED and r.plan.stage == Stage.SHORT
+        assert len([c for c in runner.calls if c.number == r.number]) == 1  # fold 1 never ran
+        assert "Wilcoxon" in r.result.pruned.message
+        best = int(r.result.pruned.message.split("best trial ")[1].split("'")[0])
+        assert next(x for x in records if x.number == best).state == TrialState.COMPLETE
+    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")
+    assert "Wilcoxon" in study.user_attrs["pruning_evidence"]["fold_rule"]
+    quiet = tmp_path / "off"
+    quiet.mkdir()
+    clock = FakeClock()
+    runner = FakeRunner(clock, noise=1.0)
+    records = _run(quiet, clock, runner, budget="300s", validation="cv:2/2", pruning="off")
+    assert not [r for r in records if r.result.pruned]

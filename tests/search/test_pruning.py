@@ -142,7 +142,8 @@ def test_monitor_stops_and_keeps_the_reason() -> None:
 def test_disabled_pruners_keep_the_evidence_but_prune_nothing(
     mode: str, align_on: bool, refine_on: bool
 ) -> None:
-    align, refine = pruners(mode)
+    align, refine, folds = pruners(mode)
+    assert folds.enabled is (mode == "all")
     records = [_record(i, 1.0 + i, 0.95 - 0.05 * i, curve=((10, 0.5), (20, 0.9 - 0.1 * i)))
                for i in range(10)]
     evidence = align.evidence(records)
