@@ -23,10 +23,12 @@ from orca_automl.errors import OrcaInputError
 
 class Stage(StrEnum):
     """Which schedule a run uses: the search's SHORT screening run (every step count scaled by
-    `OrcaConfig.short_fraction`) or FULL training."""
+    `OrcaConfig.short_fraction`) or FULL training. BASELINE is no schedule: it marks the
+    reference methods a study scores beside its trials."""
 
     SHORT = "short"
     FULL = "full"
+    BASELINE = "baseline"
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class OrcaConfig:
 
     def schedule(self, stage: Stage | str) -> OrcaConfig:
         """The config with the step counts of `stage`'s schedule."""
-        if stage not in tuple(Stage):
+        if stage not in (Stage.SHORT, Stage.FULL):
             raise OrcaInputError(f"unknown schedule {stage!r}: use 'short' or 'full'")
         if stage == Stage.FULL:
             return self

@@ -24,6 +24,7 @@ from orca_automl.search import (
     SearchResult,
     SearchStart,
     Snapshot,
+    Stage,
     TrialRecord,
     format_seconds,
     redact_url,
@@ -121,6 +122,10 @@ def describe_trial(record: TrialRecord) -> str:
     """One line per finished trial."""
     head = f"trial {record.number:3d} {record.plan.stage:5s} {record.state.name:8s}"
     took = f"{format_seconds(record.result.device_seconds)}"
+    if record.plan.stage == Stage.BASELINE:
+        outcome = (f"val {record.val_score:.4f}" if record.val_score is not None
+                   else f"({record.result.error})")
+        return f"{head} {outcome}  {took}  {baseline_name(record)}"
     if record.state == TrialState.COMPLETE:
         return (f"{head} val {record.val_score:.4f}  cost {record.cost:.3g} GFLOPs  {took}  "
                 f"{summarize(record)}")
@@ -154,6 +159,10 @@ def winners_table(result: SearchResult) -> str:
             result.decision.reason(w.number) if result.decision else "-",
             str(w.result.model_dir or "-"),
         ])
+    for b in result.baselines:
+        rows.append([str(b.number), "-", f"baseline: {baseline_name(b)}", "-", _metric(b),
+                     short_value(b.result.test.value if b.result.test else None), "-",
+                     "reference, not served", "-"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -170,3 +179,11 @@ def _metric(record: TrialRecord) -> str:
         return short_value(val.value)
     spread = statistics.stdev(f.value for f in folds)
     return f"{short_value(val.value)} ± {spread:.2g} ({len(folds)} folds)"
+
+
+def baseline_name(record: TrialRecord) -> str:
+    """The display name of a baseline trial's method (its registered name if unknown)."""
+    from orca_automl.baselines import BASELINES
+
+    name = record.plan.baseline or "?"
+    return BASELINES.info(name).display_name if name in BASELINES else name

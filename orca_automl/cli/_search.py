@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "short trials run S of the folds, 2 unless given as cv:K/S; a promoted "
                         "configuration becomes a bag of K fold models), or auto (cv:5 below "
                         "500 samples, else holdout), e.g. --validation cv:5")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="do not score the field's classical method and 1-NN in the study first "
+                        "(they are scored once per study, on the same validation protocol, and "
+                        "charged to the budget)")
     p.add_argument("--new-study", action="store_true",
                    help="when the study exists for other data or another space, start a new one "
                         "named <study>-2, -3, ... in the same storage instead of refusing")
@@ -136,6 +140,7 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
         new_study=args.new_study,
         debug=args.debug,
         validation=args.validation,
+        baselines=not args.no_baselines,
     )
 
 

@@ -51,7 +51,7 @@ def combine_runs(outcomes: Sequence[TrialOutcome], task: Any) -> CombinedRuns:
         error=next((r.error for r in results if r.error is not None), None),
         traceback=next((r.traceback for r in results if r.traceback is not None), None),
         pruned=next((r.pruned for r in results if r.pruned is not None), None),
-        val=_mean_evaluation(vals) if complete else None,
+        val=mean_evaluation(vals) if complete else None,
         fold_vals=tuple(vals) if complete else (),
         final_align_loss=None if None in losses else statistics.fmean(
             loss for loss in losses if loss is not None),
@@ -67,7 +67,8 @@ def combine_runs(outcomes: Sequence[TrialOutcome], task: Any) -> CombinedRuns:
     return CombinedRuns(combined, indices, predictions, archives)
 
 
-def _mean_evaluation(vals: Sequence[Evaluation]) -> Evaluation:
+def mean_evaluation(vals: Sequence[Evaluation]) -> Evaluation:
+    """The mean of several evaluations of one metric (a cross-validated score)."""
     return Evaluation(vals[0].metric, statistics.fmean(v.value for v in vals),
                       statistics.fmean(v.score for v in vals), statistics.fmean(v.loss for v in vals))
 

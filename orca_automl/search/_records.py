@@ -76,6 +76,7 @@ class TrialPlan:
     which wins exact validation ties (`TrialRecord.rank_key`). config is None only for a trial
     whose sampled values the configuration refused, or one killed while they were sampled.
     folds: the cross-validation folds it runs, one run each (empty: one hold-out run).
+    baseline: the registered reference method a BASELINE-stage trial scored.
     """
 
     stage: Stage = Stage.SHORT
@@ -86,6 +87,7 @@ class TrialPlan:
     retry_of: int | None = None
     promoted_from: int | None = None
     folds: tuple[int, ...] = ()
+    baseline: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError
 from orca_automl.registry import plugin_modules, script_entries
+from orca_automl.search._baselines import score_baselines
 from orca_automl.search._budget import Budget, BudgetLedger, parse_budget
 from orca_automl.search._callbacks import Resumed, SearchCallback, SearchStart
 from orca_automl.search._executor import ExecutionPlan, Executor, check_resources, ray_execution
@@ -40,7 +41,7 @@ from orca_automl.search._resume import (
     release,
 )
 from orca_automl.search._runner import TrialRunner
-from orca_automl.search._sessions import begin_session, end_session
+from orca_automl.search._sessions import begin_session, end_session, session_spent
 from orca_automl.search._space import SearchSpace
 from orca_automl.search._space_file import load_space
 from orca_automl.search._storage import (
@@ -70,7 +71,8 @@ class SearchOptions:
     task's); address: a Ray cluster to join (None: start Ray here); gpus_per_trial: None means
     1 for a GPU budget, else 0; top_k: None means the space's promotion.top_k; new_study: start
     `<study>-2`, ... instead of refusing a study made for other data or another space;
-    validation: "holdout", "auto", "cv:K" or "cv:K/S" (see `parse_validation`).
+    validation: "holdout", "auto", "cv:K" or "cv:K/S" (see `parse_validation`); baselines:
+    score the field's classical method and 1-NN in the study first (on the budget).
     """
 
     task: str
@@ -88,6 +90,7 @@ class SearchOptions:
     new_study: bool = False
     debug: bool = False
     validation: str = "holdout"
+    baselines: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,12 @@ class SearchResult:
     winners_folder: Path
     records: list[TrialRecord]
     decision: WinnerDecision | None = None
+
+    @property
+    def baselines(self) -> list[TrialRecord]:
+        """The reference baselines scored in the study, best validation score first."""
+        return sorted((r for r in self.records if r.plan.stage == Stage.BASELINE
+                       and r.state == TrialState.COMPLETE), key=TrialRecord.rank_key)
 
     @property
     def winners(self) -> list[TrialRecord]:
@@ -163,8 +172,13 @@ def run_search(
         handle.study.sampler = _sampler(options.sampler, options.seed + len(handle.records()))
         if interrupted or session.resumed:
             callback.on_resume(Resumed(len(interrupted), session.spent))
+        names = toolkit.baselines(c.task) if options.baselines else []
+        for record in score_baselines(handle, c.task, c.validation, names, toolkit.fit_baseline,
+                                      session.index):
+            callback.on_trial_end(record)
+        spent = session_spent(handle.records(), session.index)
         loop = SearchLoop(
-            handle, c.space, executor, BudgetLedger(c.budget.seconds, session.spent),
+            handle, c.space, executor, BudgetLedger(c.budget.seconds, spent),
             LoopSettings(
                 workers=options.workers,
                 top_k=options.top_k or c.space.promotion.top_k,

@@ -236,15 +236,22 @@ class StudyHandle:
 
     def ask_like(self, source: TrialRecord, plan: TrialPlan) -> optuna.Trial:
         """A new RUNNING trial with `source`'s parameters and this plan (for retries and
-        promotions).
+        promotions)."""
+        return self.create(plan, source.params, source.distributions)
+
+    def create(
+        self, plan: TrialPlan, params: Mapping[str, Any] | None = None,
+        distributions: Mapping[str, Any] | None = None,
+    ) -> optuna.Trial:
+        """A new RUNNING trial with these parameters (none: a baseline) and this plan.
 
         Created in one storage call, unlike enqueue_trial + ask, so a kill in between can
         never leave a WAITING trial that a later ask would pick up as something else.
         """
         template = create_trial(
             state=TrialState.RUNNING,
-            params=source.params,
-            distributions=source.distributions,
+            params=dict(params or {}),
+            distributions=dict(distributions or {}),
             user_attrs=to_attrs(plan),
         )
         trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)

@@ -20,7 +20,9 @@ class Toolkit:
     """load_task(spec, seed) -> Task; known_names: config key -> registered names (for space
     validation); embedder_fits(modality) -> fits(backbone, embedder); gpu_visible() for GPU
     budgets; runner runs the trials; save_bag(members, folder, scores) saves the model
-    folders of a cross-validated winner's folds as one bag (an equal-weight ensemble)."""
+    folders of a cross-validated winner's folds as one bag (an equal-weight ensemble);
+    baselines(task) names the reference methods scored beside the trials, and
+    fit_baseline(name, task, seed) fits one (its .val and .test predictions, .fit_seconds)."""
 
     load_task: Callable[[str, int], Any]
     known_names: Callable[[], Mapping[str, Collection[str]]]
@@ -28,6 +30,8 @@ class Toolkit:
     gpu_visible: Callable[[], bool]
     runner: TrialRunner
     save_bag: Callable[[Sequence[Path], Path, dict[str, Any]], Path]
+    baselines: Callable[[Any], list[str]]
+    fit_baseline: Callable[[str, Any, int], Any]
 
 
 def cycle_toolkit() -> Toolkit:
@@ -43,7 +47,18 @@ def cycle_toolkit() -> Toolkit:
 
         return bool(torch.cuda.is_available())
 
-    return Toolkit(load, registered_names, registry_fits, gpu_visible, CycleRunner(), save_bag)
+    def baselines(task: Any) -> list[str]:
+        from orca_automl.baselines import field_baselines
+
+        return field_baselines(task)
+
+    def fit(name: str, task: Any, seed: int) -> Any:
+        from orca_automl.baselines import fit_baseline
+
+        return fit_baseline(name, task, seed)
+
+    return Toolkit(load, registered_names, registry_fits, gpu_visible, CycleRunner(), save_bag,
+                   baselines, fit)
 
 
 def save_bag(members: Sequence[Path], folder: Path, scores: dict[str, Any]) -> Path:

@@ -107,12 +107,34 @@ class FakeTask:
     def fold_indices(self, k: int, seed: int) -> list[np.ndarray]:
         return fold_indices(self.development.y, k, seed, stratify=True, what=self.name)
 
+    def fold(self, index: int, k: int, seed: int) -> FakeFold:
+        return FakeFold(self, self.fold_indices(k, seed)[index])
+
     def score(self, y: np.ndarray, predictions: np.ndarray) -> Evaluation:
         value = metric_for("classification")(y, predictions)
         return Evaluation("accuracy", value, value, float(self.sample_losses(y, predictions).mean()))
 
     def sample_losses(self, y: np.ndarray, predictions: np.ndarray) -> np.ndarray:
         return -np.log(np.clip(predictions[np.arange(len(y)), y], 1e-12, None))
+
+
+@dataclass(frozen=True)
+class FakeFold:
+    """A fold of a fake task: its rows of the development data are the validation split."""
+
+    task: FakeTask
+    rows: np.ndarray
+
+    @property
+    def val(self) -> FakeSplit:
+        return FakeSplit(self.task.development.y[self.rows])
+
+    @property
+    def test(self) -> FakeSplit:
+        return self.task.test
+
+    def score(self, y: np.ndarray, predictions: np.ndarray) -> Evaluation:
+        return self.task.score(y, predictions)
 
 
 def fake_predictions(config: OrcaConfig, rows: np.ndarray, labels: np.ndarray,
@@ -264,7 +286,25 @@ class SimulatedExecutor(Executor):
         return {k: (self.clock.now - t0) * self.device_share for k, t0 in self._started.items()}
 
 
-def fake_toolkit(runner: TrialRunner | None = None, task: FakeTask | None = None) -> Toolkit:
+@dataclass(frozen=True)
+class FakeBaseline:
+    val: np.ndarray
+    test: np.ndarray
+
+
+def fit_fake_baseline(name: str, task: Any, seed: int) -> FakeBaseline:
+    """A baseline right on a fixed share of rows (0.9 for "strong", else 0.6)."""
+    share = 0.9 if name == "strong" else 0.6
+
+    def predict(y: np.ndarray, salt: int) -> np.ndarray:
+        rows = np.arange(len(y)) + salt
+        return fake_predictions(OrcaConfig(), rows, y, share)
+
+    return FakeBaseline(predict(task.val.y, 0), predict(task.test.y, 10_000))
+
+
+def fake_toolkit(runner: TrialRunner | None = None, task: FakeTask | None = None,
+                 baselines: Sequence[str] = ()) -> Toolkit:
     """The search's view of the package, faked: tasks named `fake-<modality>`."""
 
     def load(spec: str, seed: int) -> FakeTask:
@@ -280,7 +320,7 @@ def fake_toolkit(runner: TrialRunner | None = None, task: FakeTask | None = None
         return lambda backbone, embedder: embedder in _FITS.get((modality, backbone), set())
 
     return Toolkit(load, lambda: KNOWN_NAMES, fits_for, lambda: False, runner or FakeRunner(),
-                   save_fake_bag)
+                   save_fake_bag, lambda task: list(baselines), fit_fake_baseline)
 
 
 def save_fake_bag(members: Sequence[Path], folder: Path, scores: dict[str, Any]) -> Path:

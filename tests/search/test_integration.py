@@ -160,16 +160,22 @@ def test_the_real_cycle_through_ray_on_a_tiny_model(  # type: ignore[no-untyped-
     db = tmp_path / "study.db"
     # One worker: a trial in flight can overrun the short-trial share by one trial only, so the
     # promotion reserve survives a loaded machine (two workers are covered by the fake-runner test).
-    run_search(options(task="toy", budget=budget, workers=1, storage=f"sqlite:///{db}",
-                       search_space=str(space), validation=validation), toolkit=toolkit)
+    result = run_search(options(task="toy", budget=budget, workers=1, storage=f"sqlite:///{db}",
+                                search_space=str(space), validation=validation), toolkit=toolkit)
+    assert result.decision is not None
     records = _records(db, "toy-classification")
     assert not any(r.state in (TrialState.FAIL, TrialState.RUNNING) for r in records), [r.result.error for r in records]
     short = [r for r in records if r.plan.stage == Stage.SHORT and r.state == TrialState.COMPLETE]
     assert short and all(r.result.device_seconds > 0 and r.cost and r.cost > 0 for r in short)
     aligned = [r for r in short if r.plan.config and r.plan.config.align.metric != "none"]
     assert all(r.result.align_curve and r.result.final_align_loss is not None for r in aligned)
-    (winner,) = [r for r in records if r.plan.stage == Stage.FULL]
-    assert winner.state == TrialState.COMPLETE and winner.result.test is not None
+    full = [r for r in records if r.plan.stage == Stage.FULL]
+    assert full and all(r.state == TrialState.COMPLETE for r in full)
+    (winner,) = [r for r in full if r.number == result.decision.winner]
+    assert winner.result.test is not None
+    baselines = [r for r in records if r.plan.stage == Stage.BASELINE]
+    assert {b.plan.baseline for b in baselines} == {"minirocket", "one_nn"}
+    assert all(b.state == TrialState.COMPLETE and b.result.test for b in baselines)
     saved = load_model(winner.result.model_dir or "")
     assert np.asarray(saved.predict(task.test.X[:4])).shape[0] == 4
     if validation == "holdout":

@@ -1,0 +1,82 @@
+"""Reference baselines in the study: scored once on the trials' validation protocol, charged to
+the budget, kept apart from promotion, pruning and the winner, and shown in the winners table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from orca_automl.cli import winners_table
+from orca_automl.search import Stage, StudyHandle, TrialRecord, run_search
+from tests.search.fakes import (
+    FakeClock,
+    FakeRunner,
+    FakeTask,
+    fake_toolkit,
+    options,
+    simulated_execution,
+)
+
+
+def _search(tmp_path: Path, validation: str, budget: str = "120s"):  # type: ignore[no-untyped-def]
+    clock = FakeClock()
+    return run_search(
+        options(storage=f"sqlite:///{tmp_path}/study.db", budget=budget, workers=2,
+                validation=validation),
+        toolkit=fake_toolkit(FakeRunner(clock), baselines=["strong", "weak"]),
+        execution=simulated_execution(clock),
+    )
+
+
+@pytest.mark.parametrize("validation", ["holdout", "cv:4/2"])
+def test_baselines_are_scored_once_on_the_same_protocol_and_charged(
+    tmp_path: Path, validation: str
+) -> None:
+    result = _search(tmp_path, validation)
+    baselines = result.baselines
+    assert [b.plan.baseline for b in baselines] == ["strong", "weak"]  # best first
+    task = FakeTask("fake-1d")
+    handle = StudyHandle.open(f"sqlite:///{tmp_path}/study.db", "fake-1d",
+                              optuna.samplers.RandomSampler(0), {})
+    for b in baselines:
+        assert b.state == TrialState.COMPLETE and b.plan.stage == Stage.BASELINE
+        assert b.params == {} and b.result.device_seconds > 0 and b.result.test is not None
+        stored = handle.predictions(b)
+        assert stored is not None
+        if validation == "holdout":
+            assert stored[1] is None and len(stored[0]) == len(task.val)
+            assert b.result.fold_vals == ()
+        else:
+            assert sorted(stored[1].tolist()) == list(range(task.size))  # every development row
+            assert len(b.result.fold_vals) == 4
+            assert b.val_score == pytest.approx(np.mean([v.score for v in b.result.fold_vals]))
+    records = result.records
+    spent = sum(r.result.device_seconds for r in records)
+    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")
+    assert study.user_attrs["device_seconds_spent"] == pytest.approx(spent)
+    numbers = {b.number for b in baselines}
+    assert not any(r.plan.promoted_from in numbers for r in records)
+    assert result.decision is None or result.decision.winner not in numbers
+    assert all(w.plan.stage == Stage.FULL for w in result.winners)
+    table = winners_table(result)
+    assert "baseline: strong" in table and "reference, not served" in table
+
+    again = _search(tmp_path, validation)  # a resume does not fit them again
+    assert [b.number for b in again.baselines] == [b.number for b in baselines]
+
+
+def test_no_baselines_when_asked(tmp_path: Path) -> None:
+    clock = FakeClock()
+    result = run_search(
+        options(storage=f"sqlite:///{tmp_path}/study.db", budget="60s", baselines=False),
+        toolkit=fake_toolkit(FakeRunner(clock), baselines=["strong"]),
+        execution=simulated_execution(clock),
+    )
+    assert result.baselines == []
+    assert not any(isinstance(r, TrialRecord) and r.plan.stage == Stage.BASELINE
+                   for r in result.records)
+    assert "baseline:" not in winners_table(result)
