@@ -81,6 +81,7 @@ from orca_automl.search._space_file import (
     resolve_space,
 )
 from orca_automl.search._storage import (
+    StoredPredictions,
     StudyHandle,
     check_storage_url,
     default_storage_url,
@@ -130,6 +131,7 @@ __all__ = [
     "Session",
     "Snapshot",
     "Stage",
+    "StoredPredictions",
     "StudyHandle",
     "StudyKey",
     "Toolkit",

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from orca_automl.config import Stage
 from orca_automl.search._folds import mean_evaluation
 from orca_automl.search._records import RunLog, TrialPlan, TrialRecord, TrialResult
-from orca_automl.search._storage import StudyHandle
+from orca_automl.search._storage import StoredPredictions, StudyHandle
 from orca_automl.search._validation import Validation
 
 NOTE = "a reference baseline: inference cost not measured (0), not a model orca-predict serves"
@@ -48,12 +48,12 @@ def score_baselines(
         trial = handle.create(TrialPlan(Stage.BASELINE, session, folds=validation.folds_of(
             Stage.FULL), baseline=name))
         try:
-            result, predictions, rows = _fit_on_protocol(name, task, validation, fit)
+            result, stored = _fit_on_protocol(name, task, validation, fit)
         except Exception as exc:  # a broken baseline is recorded, and the search goes on
             handle.finish(trial, TrialResult(error=f"{type(exc).__name__}: {exc}",
                                              traceback=traceback.format_exc()[-4000:]))
         else:
-            artifact = handle.upload_predictions(trial, predictions, rows)
+            artifact = handle.upload_predictions(trial, stored)
             handle.finish(trial, dataclasses.replace(result, predictions_artifact=artifact))
         added.append(next(r for r in handle.records() if r.number == trial.number))
     return added
@@ -61,9 +61,9 @@ def score_baselines(
 
 def _fit_on_protocol(
     name: str, task: Any, validation: Validation, fit: Callable[[str, Any, int], Any]
-) -> tuple[TrialResult, np.ndarray, np.ndarray | None]:
-    """The baseline fitted per fold (or once on the hold-out split): its result, its
-    validation predictions and their development rows (None for the hold-out split)."""
+) -> tuple[TrialResult, StoredPredictions]:
+    """The baseline fitted per fold (or once on the hold-out split): its result and its
+    predictions (test: its folds' average)."""
     started, seed = time.time(), validation.seed
     parts = validation.folds_of(Stage.FULL) or (None,)
     folds = task.fold_indices(validation.folds, seed) if validation.cross_validated else []
@@ -77,11 +77,11 @@ def _fit_on_protocol(
         predictions.append(np.asarray(fitted.val))
         tests.append(np.asarray(fitted.test))
     seconds = sum(run.device_seconds or 0.0 for run in runs)
+    test = np.mean(np.stack(tests), axis=0)
     result = TrialResult(
         device_seconds=seconds, wall_seconds=seconds, val=mean_evaluation(vals),
         fold_vals=tuple(vals) if validation.cross_validated else (), cost=0.0,
-        test=task.score(task.test.y, np.mean(np.stack(tests), axis=0)), notes=(NOTE,),
-        runs=tuple(runs),
+        test=task.score(task.test.y, test), notes=(NOTE,), runs=tuple(runs),
     )
     rows = np.concatenate([folds[i] for i in parts if i is not None]) if folds else None
-    return result, np.concatenate(predictions), rows
+    return result, StoredPredictions(np.concatenate(predictions), rows, test)

@@ -20,16 +20,16 @@ import numpy as np
 from orca_automl.evaluation import Evaluation
 from orca_automl.search._records import TrialResult
 from orca_automl.search._runner import TrialOutcome
+from orca_automl.search._storage import StoredPredictions
 
 
 @dataclass(frozen=True)
 class CombinedRuns:
-    """A trial's result, its validation predictions (rows: `indices` into the development
-    data, or the hold-out split's rows when indices is None) and its runs' model archives."""
+    """A trial's result, its predictions to store (None unless every run brought them) and
+    its runs' model archives."""
 
     result: TrialResult
-    indices: np.ndarray | None
-    predictions: np.ndarray | None
+    predictions: StoredPredictions | None
     archives: tuple[bytes, ...]
 
 
@@ -38,7 +38,10 @@ def combine_runs(outcomes: Sequence[TrialOutcome], task: Any) -> CombinedRuns:
     runs = sorted(outcomes, key=lambda o: -1 if o.fold is None else o.fold)
     archives = tuple(o.model_archive for o in runs if o.model_archive is not None)
     if len(runs) == 1 and runs[0].fold is None:  # the hold-out run is the trial
-        return CombinedRuns(runs[0].result, None, runs[0].predictions, archives)
+        run = runs[0]
+        stored = None if run.predictions is None else StoredPredictions(
+            run.predictions, None, run.test_predictions)
+        return CombinedRuns(run.result, stored, archives)
     results = [o.result for o in runs]
     vals = [r.val for r in results if r.val is not None]
     losses = [r.final_align_loss for r in results]
@@ -56,15 +59,16 @@ def combine_runs(outcomes: Sequence[TrialOutcome], task: Any) -> CombinedRuns:
         final_align_loss=None if None in losses else statistics.fmean(
             loss for loss in losses if loss is not None),
         val_curve=_mean_curve([r.val_curve for r in results]),
-        test=_bag_test(runs, task),
     )
-    with_predictions = [o for o in runs if o.predictions is not None and o.indices is not None]
-    indices = predictions = None
-    if with_predictions and len(with_predictions) == len(runs):
-        indices = np.concatenate([o.indices for o in with_predictions if o.indices is not None])
-        predictions = np.concatenate([o.predictions for o in with_predictions
-                                      if o.predictions is not None])
-    return CombinedRuns(combined, indices, predictions, archives)
+    test = _bag_test_predictions(runs)
+    if test is not None:
+        combined = dataclasses.replace(combined, test=task.score(task.test.y, test))
+    predicted = [o.predictions for o in runs if o.predictions is not None]
+    rows = [o.indices for o in runs if o.indices is not None]
+    stored = None
+    if len(predicted) == len(rows) == len(runs):
+        stored = StoredPredictions(np.concatenate(predicted), np.concatenate(rows), test)
+    return CombinedRuns(combined, stored, archives)
 
 
 def mean_evaluation(vals: Sequence[Evaluation]) -> Evaluation:
@@ -80,10 +84,9 @@ def _mean_curve(curves: Sequence[tuple[tuple[int, float], ...]]) -> tuple[tuple[
     return tuple((s, statistics.fmean(c[s] for c in by_step)) for s in sorted(common))
 
 
-def _bag_test(runs: Sequence[TrialOutcome], task: Any) -> Evaluation | None:
-    """The bag's test evaluation: its folds' averaged test predictions (all folds needed)."""
-    tests = [o.test_predictions for o in runs]
-    if not tests or any(t is None for t in tests):
+def _bag_test_predictions(runs: Sequence[TrialOutcome]) -> np.ndarray | None:
+    """The bag's test predictions: its folds' average (None unless every fold brought them)."""
+    tests = [o.test_predictions for o in runs if o.test_predictions is not None]
+    if not tests or len(tests) < len(runs):
         return None
-    mean = np.mean(np.stack([t for t in tests if t is not None]), axis=0)
-    return task.score(task.test.y, mean)  # type: ignore[no-any-return]
+    return np.asarray(np.mean(np.stack(tests), axis=0))

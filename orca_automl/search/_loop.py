@@ -58,7 +58,7 @@ from orca_automl.search._resume import beat, pending_retries
 from orca_automl.search._runner import FoldSpec, TrialOutcome, TrialRequest, unpack_folder
 from orca_automl.search._sessions import total_spent
 from orca_automl.search._space import SearchSpace
-from orca_automl.search._storage import StudyHandle
+from orca_automl.search._storage import StoredPredictions, StudyHandle
 from orca_automl.search._validation import Validation
 from orca_automl.search._winner import WinnerDecision, decide_winner
 
@@ -145,7 +145,7 @@ class SearchLoop:
         self.align_pruner = align_pruner or AlignLossPruner()
         self.refine_pruner = refine_pruner or RefineMedianPruner()
         self.fold_pruner = fold_pruner or FoldPruner()
-        self._stored: dict[int, tuple[np.ndarray, np.ndarray | None] | None] = {}
+        self._stored: dict[int, StoredPredictions | None] = {}
         self.clock = clock
         self._running: dict[int, _Running] = {}
         self._started = time.time()
@@ -344,7 +344,7 @@ class SearchLoop:
             result = dataclasses.replace(result, pruned=entry.pruned)
         if combined.predictions is not None and result.state != TrialState.FAIL:
             result = dataclasses.replace(result, predictions_artifact=self.handle.upload_predictions(
-                entry.trial, combined.predictions, combined.indices))
+                entry.trial, combined.predictions))
         if result.state == TrialState.COMPLETE and combined.archives:
             result = dataclasses.replace(result, model_dir=str(self._save_winner(number, combined)))
         self.handle.finish(entry.trial, result)
@@ -383,14 +383,14 @@ class SearchLoop:
         if best.number not in self._stored:
             self._stored[best.number] = self.handle.predictions(best)
         stored = self._stored[best.number]
-        if stored is None or stored[1] is None:
+        if stored is None or stored.rows is None:
             return None
         rows = np.concatenate([o.indices for o in runs if o.indices is not None])
         mine = np.concatenate([o.predictions for o in runs if o.predictions is not None])
-        shared, at_mine, at_best = np.intersect1d(rows, stored[1], return_indices=True)
+        shared, at_mine, at_best = np.intersect1d(rows, stored.rows, return_indices=True)
         y = self.task.development.y[shared]
         return self.fold_pruner.reason(self.task.sample_losses(y, mine[at_mine]),
-                                       self.task.sample_losses(y, stored[0][at_best]), best.number)
+                                       self.task.sample_losses(y, stored.val[at_best]), best.number)
 
     def _refresh(self) -> None:
         """Re-read the study and rewrite its summary attributes."""

@@ -183,6 +183,17 @@ def read_existing(url: str) -> ExistingStudies:
         storage.engine.dispose()
 
 
+@dataclass(frozen=True)
+class StoredPredictions:
+    """A trial's predictions (the one form of `tasks.to_predictions`) in the artifact store:
+    its validation predictions, the development rows they belong to (out-of-fold; None for
+    the hold-out split's rows, in order), and its test predictions (full runs, baselines)."""
+
+    val: np.ndarray
+    rows: np.ndarray | None = None
+    test: np.ndarray | None = None
+
+
 class StudyHandle:
     """An Optuna study plus the few storage operations ask/tell needs beyond `optuna.Study`,
     and the artifact store that holds each trial's validation predictions (arrays too large
@@ -273,28 +284,26 @@ class StudyHandle:
         for key, value in to_attrs(part, *names).items():
             trial.set_user_attr(key, value)
 
-    def upload_predictions(
-        self, trial: optuna.Trial, predictions: np.ndarray, indices: np.ndarray | None
-    ) -> str:
-        """Store a trial's validation predictions (and, for out-of-fold ones, the development
-        rows they belong to) as an artifact of the trial; returns the artifact's id."""
+    def upload_predictions(self, trial: optuna.Trial, stored: StoredPredictions) -> str:
+        """Store a trial's predictions as an artifact of the trial; returns the artifact's id."""
         from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
         self.artifacts.mkdir(parents=True, exist_ok=True)
-        values = np.asarray(predictions, dtype=np.float32)
+        arrays = {"val": np.asarray(stored.val, dtype=np.float32)}
+        if stored.rows is not None:
+            arrays["rows"] = np.asarray(stored.rows, dtype=np.int64)
+        if stored.test is not None:
+            arrays["test"] = np.asarray(stored.test, dtype=np.float32)
         with tempfile.TemporaryDirectory(prefix="orca-predictions-") as tmp:
             path = Path(tmp) / f"trial-{trial.number}-predictions.npz"
-            if indices is None:
-                np.savez(path, predictions=values)
-            else:
-                np.savez(path, predictions=values, indices=np.asarray(indices, dtype=np.int64))
+            np.savez(path, allow_pickle=False, **arrays)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return upload_artifact(artifact_store=FileSystemArtifactStore(self.artifacts),
                                        file_path=str(path), study_or_trial=trial)
 
-    def predictions(self, record: TrialRecord) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """A trial's stored (predictions, development rows or None), or None if it has none."""
+    def predictions(self, record: TrialRecord) -> StoredPredictions | None:
+        """A trial's stored predictions, or None if it has none."""
         from optuna.artifacts import FileSystemArtifactStore, download_artifact
 
         artifact = record.result.predictions_artifact
@@ -305,8 +314,10 @@ class StudyHandle:
             download_artifact(artifact_store=FileSystemArtifactStore(self.artifacts),
                               file_path=str(path), artifact_id=artifact)
             with np.load(path, allow_pickle=False) as data:
-                indices = data["indices"] if "indices" in data.files else None
-                return data["predictions"], indices
+                return StoredPredictions(
+                    data["val"], data["rows"] if "rows" in data.files else None,
+                    data["test"] if "test" in data.files else None,
+                )
 
     def finish(self, trial: optuna.Trial, result: TrialResult) -> None:
         """Record `result` on the trial, then tell Optuna its state (and objectives)."""

@@ -22,9 +22,7 @@ from optuna.trial import TrialState
 
 from orca_automl.config import Stage
 from orca_automl.search._records import TrialRecord
-
-#: A trial's stored validation predictions and their development rows (None: hold-out rows).
-Predictions = tuple[np.ndarray, np.ndarray | None]
+from orca_automl.search._storage import StoredPredictions
 
 RULE_TEXT = (
     "the engine's default configuration (its full run) stays the winner unless a challenger's "
@@ -99,7 +97,7 @@ def paired_bootstrap(
 
 def decide_winner(
     records: Sequence[TrialRecord],
-    predictions: Callable[[TrialRecord], Predictions | None],
+    predictions: Callable[[TrialRecord], StoredPredictions | None],
     task: Any,
     confidence: float = 0.9,
     rounds: int = 1000,
@@ -133,20 +131,24 @@ def decide_winner(
                           tuple(comparisons))
 
 
-def _compare(trial: int, incumbent: int, challenger: Predictions, base: Predictions, task: Any,
-             confidence: float, rounds: int, seed: int) -> Comparison:
+def _compare(trial: int, incumbent: int, challenger: StoredPredictions, base: StoredPredictions,
+             task: Any, confidence: float, rounds: int, seed: int) -> Comparison:
     """Both trials' predictions on the rows they share, compared by paired bootstrap."""
-    (p_new, rows_new), (p_old, rows_old) = challenger, base
-    if rows_new is None or rows_old is None:  # hold-out: both predicted every validation row
-        y = task.val.y
-        new, old = p_new, p_old
-    else:
-        shared, at_new, at_old = np.intersect1d(rows_new, rows_old, return_indices=True)
-        y = task.development.y[shared]
-        new, old = p_new[at_new], p_old[at_old]
+    y, new, old = shared_rows(challenger, base, task)
 
     def score(rows: np.ndarray) -> float:
         return float(task.score(y[rows], new[rows]).score - task.score(y[rows], old[rows]).score)
 
     difference, lower = paired_bootstrap(score, len(y), confidence, rounds, seed)
     return Comparison(trial, incumbent, len(y), difference, lower)
+
+
+def shared_rows(
+    a: StoredPredictions, b: StoredPredictions, task: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(targets, a's predictions, b's predictions) on the validation rows both predicted:
+    out-of-fold rows matched by index, or the hold-out split's rows in order."""
+    if a.rows is None or b.rows is None:
+        return task.val.y, a.val, b.val
+    shared, at_a, at_b = np.intersect1d(a.rows, b.rows, return_indices=True)
+    return task.development.y[shared], a.val[at_a], b.val[at_b]

@@ -48,12 +48,15 @@ def test_baselines_are_scored_once_on_the_same_protocol_and_charged(
         stored = handle.predictions(b)
         assert stored is not None
         if validation == "holdout":
-            assert stored[1] is None and len(stored[0]) == len(task.val)
+            assert stored.rows is None and len(stored.val) == len(task.val)
             assert b.result.fold_vals == ()
         else:
-            assert sorted(stored[1].tolist()) == list(range(task.size))  # every development row
+            assert stored.rows is not None
+            assert sorted(stored.rows.tolist()) == list(range(task.size))  # every development row
             assert len(b.result.fold_vals) == 4
             assert b.val_score == pytest.approx(np.mean([v.score for v in b.result.fold_vals]))
+        assert stored.test is not None and b.result.test is not None
+        assert b.result.test.value == task.score(task.test.y, stored.test).value
     records = result.records
     spent = sum(r.result.device_seconds for r in records)
     study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db")

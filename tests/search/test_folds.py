@@ -101,7 +101,8 @@ def test_a_trial_is_one_run_per_fold_scored_by_their_mean(tmp_path: Path) -> Non
             sum(run.device_seconds or 0.0 for run in r.result.runs))
         stored = handle.predictions(r)
         assert stored is not None
-        predictions, rows = stored
+        predictions, rows = stored.val, stored.rows
+        assert stored.test is None  # short trials are never tested
         assert rows is not None and sorted(rows.tolist()) == sorted(np.concatenate(folds[:2]).tolist())
         assert predictions.shape == (len(rows), 2)
         np.testing.assert_allclose(predictions.sum(axis=1), 1.0, rtol=1e-6)
@@ -110,8 +111,11 @@ def test_a_trial_is_one_run_per_fold_scored_by_their_mean(tmp_path: Path) -> Non
     for w in full:
         assert w.state == TrialState.COMPLETE and w.plan.folds == (0, 1, 2, 3)
         stored = handle.predictions(w)
-        assert stored is not None and sorted(stored[1].tolist()) == list(range(task.size))
-        assert w.result.test is not None  # the bag's averaged test predictions
+        assert stored is not None and stored.rows is not None and stored.test is not None
+        assert sorted(stored.rows.tolist()) == list(range(task.size))
+        rescored = task.score(task.test.y, stored.test)  # the bag's averaged test predictions
+        assert w.result.test is not None and w.result.test.value == rescored.value
+        assert w.result.test.loss == pytest.approx(rescored.loss, rel=1e-6)  # stored as float32
         bag = json.loads((Path(w.result.model_dir or "") / "bag.json").read_text())
         assert bag["members"] == 4
     spent = sum(r.result.device_seconds for r in records)

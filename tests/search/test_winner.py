@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from orca_automl.config import OrcaConfig
 from orca_automl.search import (
     Stage,
+    StoredPredictions,
     TrialPlan,
     TrialRecord,
     TrialResult,
@@ -57,9 +58,9 @@ def test_paired_bootstrap_of_a_constant_difference() -> None:
 def test_a_challenger_better_beyond_noise_wins_and_one_within_noise_does_not() -> None:
     y = TASK.development.y
     rows = np.arange(len(y))
-    stored = {0: (_right_on(24, y), rows),   # the default: 60% right
-              1: (_right_on(38, y), rows),   # 95% right: better beyond any noise
-              2: (_right_on(25, y), rows)}   # one sample more: noise
+    stored = {0: StoredPredictions(_right_on(24, y), rows),   # the default: 60% right
+              1: StoredPredictions(_right_on(38, y), rows),   # 95% right: better beyond noise
+              2: StoredPredictions(_right_on(25, y), rows)}   # one sample more: noise
     records = [_full(0, 0.6, default=True), _full(1, 0.95), _full(2, 0.625)]
     decision = decide_winner(records, lambda r: stored[r.number], TASK, confidence=0.9)
     assert decision is not None and decision.incumbent == 0 and decision.winner == 1
@@ -77,12 +78,13 @@ def test_out_of_fold_rows_are_matched_and_hold_out_uses_the_validation_split() -
     y = TASK.development.y
     order = np.random.default_rng(0).permutation(len(y))  # the challenger stored rows shuffled
     good = _right_on(len(y), y)
-    stored = {0: (_right_on(20, y), np.arange(len(y))), 1: (good[order], order)}
+    stored = {0: StoredPredictions(_right_on(20, y), np.arange(len(y))),
+              1: StoredPredictions(good[order], order)}
     decision = decide_winner([_full(0, 0.5, True), _full(1, 1.0)], lambda r: stored[r.number], TASK)
     assert decision is not None and decision.winner == 1
     assert decision.comparisons[0].difference == pytest.approx(0.5)
     val = TASK.val.y
-    held = {0: (_right_on(len(val), val), None), 1: (_right_on(0, val), None)}
+    held = {0: StoredPredictions(_right_on(len(val), val)), 1: StoredPredictions(_right_on(0, val))}
     decision = decide_winner([_full(0, 1.0, True), _full(1, 0.0)], lambda r: held[r.number], TASK)
     assert decision is not None and decision.winner == 0 and decision.comparisons[0].samples == 10
 
