@@ -50,13 +50,14 @@ def smoke_space(folder: Path) -> str:
 
 def search_once(task: str, budget: str, seed: int, folder: Path, *, workers: int = 2,
                 sampler: str = "tpe", pruning: str = "all", search_space: str | None = None,
-                study: str = "bench") -> SearchResult:
+                validation: str = "holdout", study: str = "bench") -> SearchResult:
     """One orca-search session into a fresh SQLite study under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return run_search(SearchOptions(
         task=task, budget=budget, seed=seed, workers=workers, sampler=sampler, pruning=pruning,
         search_space=search_space, study=study, storage=f"sqlite:///{folder.resolve()}/{study}.db",
+        validation=validation,
     ))
 
 
@@ -65,11 +66,12 @@ def count(run: SearchResult, stage: Stage, state: TrialState | None = None) -> i
     return sum(r.plan.stage == stage and (state is None or r.state == state) for r in run.records)
 
 
-def pruned_by(run: SearchResult) -> tuple[int, int]:
-    """(pruned on alignment loss, pruned by median stopping) among short trials."""
+def pruned_by(run: SearchResult) -> tuple[int, int, int]:
+    """(pruned on alignment loss, by median stopping, between folds) among short trials."""
     kinds = [r.result.pruned.kind for r in run.records
              if r.plan.stage == Stage.SHORT and r.state == TrialState.PRUNED and r.result.pruned]
-    return kinds.count(PruneKind.ALIGNMENT), kinds.count(PruneKind.MEDIAN)
+    return (kinds.count(PruneKind.ALIGNMENT), kinds.count(PruneKind.MEDIAN),
+            kinds.count(PruneKind.FOLDS))
 
 
 def rank_correlation(run: SearchResult) -> tuple[float | None, int, str]:
@@ -92,25 +94,27 @@ def rank_correlation(run: SearchResult) -> tuple[float | None, int, str]:
 
 def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path, *,
                   workers: int = 2, sampler: str = "tpe", pruning: str = "all",
-                  search_space: str | None = None) -> dict[str, Any]:
+                  search_space: str | None = None, validation: str = "holdout") -> dict[str, Any]:
     """The summary of one orca-search run, from `log` when it ran before with the same task,
-    seed, budget, workers, sampler, pruning and space file contents; else run and log it.
+    seed, budget, workers, sampler, pruning, validation protocol and space file contents; else
+    run and log it.
 
     Shared by the quality and search-efficiency benchmarks: the quality table's search is the
     efficiency table's default mode (TPE with both pruning rules), and runs once for both.
     """
     space_file = resolve_space(search_space or "cpu-small")
     key = {"task": task, "seed": seed, "run": "search", "budget": budget, "workers": workers,
-           "sampler": sampler, "pruning": pruning,
+           "sampler": sampler, "pruning": pruning, "validation": validation,
            "space": f"{space_file.name}@{hashlib.sha256(space_file.read_bytes()).hexdigest()[:12]}"}
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()
-        run = search_once(task, budget, seed, scratch / f"{task}-{pruning}-{sampler}-{seed}",
-                          workers=workers, sampler=sampler, pruning=pruning,
-                          search_space=search_space)
+        folder = scratch / f"{task}-{pruning}-{sampler}-{validation.replace(':', '')}-{seed}"
+        run = search_once(task, budget, seed, folder, workers=workers, sampler=sampler,
+                          pruning=pruning, search_space=search_space, validation=validation)
         winner = run.winners[0] if run.winners else None
-        by_alignment, by_median = pruned_by(run)
+        by_alignment, by_median, by_folds = pruned_by(run)
+        default = next((r for r in run.winners if r.plan.engine_default), None)
         rho, n, group = rank_correlation(run)
         return {
             "val": None if winner is None else winner.val_score,
@@ -121,6 +125,10 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
             "short_complete": count(run, Stage.SHORT, TrialState.COMPLETE),
             "pruned_alignment": by_alignment,
             "pruned_median": by_median,
+            "pruned_folds": by_folds,
+            "winner_is_default": winner is not None and winner.plan.engine_default,
+            "default_test": None if default is None or default.result.test is None
+            else default.result.test.value,
             "full": count(run, Stage.FULL),
             "full_complete": count(run, Stage.FULL, TrialState.COMPLETE),
             "device_s": sum(r.result.device_seconds for r in run.records),

@@ -29,9 +29,10 @@ ORCHESTRATION_COLUMNS = [
 ]
 
 QUALITY_COLUMNS = [
-    "task", "data", "metric", "orca-search winner (40s)", "ORCA default", "no alignment",
-    "random body", "classical method", "classical", "1-NN", "neural seeds",
-    "orca-search per seed", "search - default (seeds better / worse)", "trials (short+full)", "s / default run", "winning configuration (seed 0)",
+    "task", "data", "metric", "orca-search auto (40s)", "ORCA default", "no alignment",
+    "random body", "classical method", "classical", "1-NN", "neural seeds", "auto: per seed",
+    "auto - default (seeds better / worse)", "auto: trials (short+full)", "s / default run",
+    "winning configuration (seed 0)",
 ]
 SEARCH_EFFICIENCY_COLUMNS = [
     "task", "search", "best full val score", "its test score",
