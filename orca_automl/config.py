@@ -23,12 +23,14 @@ from orca_automl.errors import OrcaInputError
 
 class Stage(StrEnum):
     """Which schedule a run uses: the search's SHORT screening run (every step count scaled by
-    `OrcaConfig.short_fraction`) or FULL training. BASELINE is no schedule: it marks the
-    reference methods a study scores beside its trials."""
+    `OrcaConfig.short_fraction`) or FULL training. BASELINE and ENSEMBLE are no schedules:
+    they mark what a study records beside its trials (reference methods, and ensembles of its
+    fully trained configurations)."""
 
     SHORT = "short"
     FULL = "full"
     BASELINE = "baseline"
+    ENSEMBLE = "ensemble"
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,8 @@ def describe_trial(record: TrialRecord) -> str:
         outcome = (f"val {record.val_score:.4f}" if record.val_score is not None
                    else f"({record.result.error})")
         return f"{head} {outcome}  {took}  {baseline_name(record)}"
+    if record.plan.stage == Stage.ENSEMBLE:
+        return f"{head} val {record.val_score:.4f}  {ensemble_name(record)}"
     if record.state == TrialState.COMPLETE:
         return (f"{head} val {record.val_score:.4f}  cost {record.cost:.3g} GFLOPs  {took}  "
                 f"{summarize(record)}")
@@ -151,7 +153,7 @@ def winners_table(result: SearchResult) -> str:
         rows.append([
             str(w.number),
             str(w.plan.promoted_from),
-            summarize(source or w),
+            ensemble_name(w) if w.plan.stage == Stage.ENSEMBLE else summarize(source or w),
             _metric(source) if source else "-",
             _metric(w),
             short_value(w.result.test.value if w.result.test else None),
@@ -187,3 +189,10 @@ def baseline_name(record: TrialRecord) -> str:
 
     name = record.plan.baseline or "?"
     return BASELINES.info(name).display_name if name in BASELINES else name
+
+
+def ensemble_name(record: TrialRecord) -> str:
+    """An ensemble trial's members and weights, e.g. "ensemble of 3 (0.6), 7 (0.4)"."""
+    parts = ", ".join(f"{m} ({w:.2g})" for m, w in zip(record.plan.members, record.plan.weights,
+                                                     strict=True))
+    return f"ensemble of {parts}"

@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not score the field's classical method and 1-NN in the study first "
                         "(they are scored once per study, on the same validation protocol, and "
                         "charged to the budget)")
+    p.add_argument("--no-ensemble", action="store_true",
+                   help="do not select a weighted ensemble of the fully trained configurations "
+                        "(greedy selection on their validation predictions) as a winner candidate")
+    p.add_argument("--ensemble-baselines", action="store_true",
+                   help="also record an ensemble that may use the baselines' predictions (a "
+                        "measurement: it is not saved as a model orca-predict serves)")
     p.add_argument("--new-study", action="store_true",
                    help="when the study exists for other data or another space, start a new one "
                         "named <study>-2, -3, ... in the same storage instead of refusing")
@@ -141,6 +147,8 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
         debug=args.debug,
         validation=args.validation,
         baselines=not args.no_baselines,
+        ensemble=not args.no_ensemble,
+        ensemble_baselines=args.ensemble_baselines,
     )
 
 

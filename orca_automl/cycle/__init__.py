@@ -12,7 +12,7 @@ Example:
 
 from orca_automl.cycle._align import AlignOutcome, align, target_labels
 from orca_automl.cycle._callback import CycleCallback
-from orca_automl.cycle._ensemble import SavedEnsemble, save_ensemble
+from orca_automl.cycle._ensemble import SavedEnsemble, model_parts, save_ensemble
 from orca_automl.cycle._model import OrcaModel, build_model
 from orca_automl.cycle._refine import RefineOutcome, evaluate_split, refine
 from orca_automl.cycle._runner import (
@@ -42,6 +42,7 @@ __all__ = [
     "evaluate_with_predictions",
     "inference_gflops",
     "load_model",
+    "model_parts",
     "pick_device",
     "refine",
     "run_cycle",

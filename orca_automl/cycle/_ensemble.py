@@ -126,6 +126,18 @@ def load_ensemble(directory: Path, device: str | None = None) -> SavedEnsemble:
     return SavedEnsemble(loaded, weights, meta)
 
 
+def model_parts(directory: str | Path) -> list[tuple[Path, float]]:
+    """The model folders a saved folder predicts with, and their weights: the members of an
+    ensemble folder, or the folder itself with weight 1 (to build an ensemble of ensembles
+    as one flat ensemble)."""
+    directory = Path(directory)
+    if not (directory / ENSEMBLE_FILE).is_file():
+        read_meta(directory)  # refuses what is not a model folder
+        return [(directory, 1.0)]
+    members, weights = _layout(json.loads((directory / ENSEMBLE_FILE).read_text()), directory)
+    return [(directory / m, w) for m, w in zip(members, weights, strict=True)]
+
+
 def normalised_weights(weights: Sequence[float] | None, count: int) -> list[float]:
     """One non-negative weight per member, scaled to sum 1 (equal weights for None)."""
     if weights is None:

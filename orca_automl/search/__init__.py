@@ -15,6 +15,7 @@ Example:
 from orca_automl.config import Stage
 from orca_automl.search._budget import Budget, BudgetLedger, format_seconds, parse_budget
 from orca_automl.search._callbacks import Resumed, SearchCallback, SearchStart, Snapshot
+from orca_automl.search._ensemble import greedy_weights
 from orca_automl.search._executor import (
     ExecutionPlan,
     Executor,
@@ -160,6 +161,7 @@ __all__ = [
     "fresh_study_name",
     "from_attrs",
     "full_cost_estimate",
+    "greedy_weights",
     "load_space",
     "pack_folder",
     "paired_bootstrap",

@@ -41,6 +41,7 @@ from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError
 from orca_automl.search._budget import BudgetLedger
 from orca_automl.search._callbacks import SearchCallback, Snapshot
+from orca_automl.search._ensemble import greedy_weights
 from orca_automl.search._executor import Executor
 from orca_automl.search._folds import CombinedRuns, combine_runs
 from orca_automl.search._promotion import Promotion, select_promotions
@@ -86,6 +87,8 @@ class LoopSettings:
     session: int
     winners_dir: Path
     validation: Validation = Validation()
+    ensemble: bool = True
+    ensemble_baselines: bool = False
     poll_seconds: float = 1.0
     heartbeat_seconds: float = 5.0
     failures_before_giving_up: int = 3
@@ -128,7 +131,7 @@ class SearchLoop:
         settings: LoopSettings,
         callback: SearchCallback,
         task: Any,
-        save_bag: Callable[[Sequence[Path], Path, dict[str, Any]], Path],
+        save_ensemble: Callable[[Sequence[tuple[Path, float]], Path, dict[str, Any]], Path],
         align_pruner: AlignLossPruner | None = None,
         refine_pruner: RefineMedianPruner | None = None,
         fold_pruner: FoldPruner | None = None,
@@ -136,7 +139,7 @@ class SearchLoop:
     ) -> None:
         self.handle = handle
         self.task = task
-        self.save_bag = save_bag
+        self.save_ensemble = save_ensemble
         self.space = space
         self.executor = executor
         self.ledger = ledger
@@ -170,6 +173,10 @@ class SearchLoop:
             self._search(lambda: self.ledger.total)
             picks = self._promotions(self.settings.top_k)
         self._promote(picks)
+        if self.settings.ensemble:
+            self._ensemble(with_baselines=False)
+            if self.settings.ensemble_baselines:
+                self._ensemble(with_baselines=True)
         self.decision = decide_winner(self.records, self.handle.predictions, self.task,
                                       seed=self.settings.seed)
         if self.decision is not None:
@@ -366,8 +373,55 @@ class SearchLoop:
             members = [unpack_folder(a, Path(tmp) / f"fold-{i}")
                        for i, a in enumerate(combined.archives)]
             result = combined.result
-            return self.save_bag(members, folder, {"val": json_safe(result.val),
-                                                   "test": json_safe(result.test)})
+            return self.save_ensemble([(m, 1.0) for m in members], folder,
+                                      {"val": json_safe(result.val), "test": json_safe(result.test)})
+
+    def _ensemble(self, with_baselines: bool) -> None:
+        """Greedy ensemble selection over the fully trained configurations' validation
+        (out-of-fold) predictions, recorded as an ENSEMBLE trial when it mixes two or more;
+        with baselines among the candidates it is a measurement only (not servable)."""
+        candidates = [r for r in sorted(self.records, key=TrialRecord.rank_key)
+                      if r.state == TrialState.COMPLETE and r.result.predictions_artifact and (
+                          (r.plan.stage == Stage.FULL and r.result.model_dir)
+                          or (with_baselines and r.plan.stage == Stage.BASELINE))]
+        stored = [(r, self.handle.predictions(r)) for r in candidates]
+        usable = [(r, p) for r, p in stored if p is not None and p.test is not None]
+        if len(usable) < 2 or len({_rows_key(p) for _, p in usable}) > 1:
+            return
+        rows = usable[0][1].rows
+        y = self.task.val.y if rows is None else self.task.development.y[rows]
+        weights = greedy_weights([p.val for _, p in usable],
+                                 lambda blend: float(self.task.score(y, blend).score))
+        chosen = [(r, p, float(w)) for (r, p), w in zip(usable, weights, strict=True) if w > 0]
+        members = tuple(r.number for r, _, _ in chosen)
+        if len(chosen) < 2 or any(r.plan.stage == Stage.ENSEMBLE and r.plan.members == members
+                                  for r in self.records):
+            return
+        val = sum(w * p.val for _, p, w in chosen)
+        test = sum(w * p.test for _, p, w in chosen if p.test is not None)
+        servable = all(r.plan.stage == Stage.FULL for r, _, _ in chosen)
+        trial = self.handle.create(TrialPlan(
+            Stage.ENSEMBLE, self.settings.session, members=members,
+            weights=tuple(w for _, _, w in chosen)))
+        result = TrialResult(
+            val=self.task.score(y, val), cost=math.fsum(r.cost or 0.0 for r, _, _ in chosen),
+            test=self.task.score(self.task.test.y, test),
+            notes=("greedy ensemble selection (25 rounds, with replacement) on the members' "
+                   "validation predictions; its validation score is measured where its weights "
+                   "were chosen" + ("" if servable else "; with baselines: not servable"),),
+            predictions_artifact=self.handle.upload_predictions(
+                trial, StoredPredictions(np.asarray(val), rows, np.asarray(test))),
+        )
+        if servable:
+            self.settings.winners_dir.mkdir(parents=True, exist_ok=True)
+            folder = self.save_ensemble(
+                [(Path(r.result.model_dir or ""), w) for r, _, w in chosen],
+                self.settings.winners_dir / f"trial-{trial.number}",
+                {"val": json_safe(result.val), "test": json_safe(result.test)})
+            result = dataclasses.replace(result, model_dir=str(folder))
+        self.handle.finish(trial, result)
+        self._refresh()
+        self.callback.on_trial_end(next(r for r in self.records if r.number == trial.number))
 
     def _fold_rule(self, entry: _Running) -> PruneReason | None:
         """The fold rule's verdict on a short trial's finished folds, against the best COMPLETE
@@ -456,3 +510,8 @@ class SearchLoop:
         if self.clock() - self._last_beat >= self.settings.heartbeat_seconds:
             beat(self.handle, self._started)
             self._last_beat = self.clock()
+
+
+def _rows_key(stored: StoredPredictions) -> bytes | None:
+    """What identifies the validation rows a trial predicted (None: the hold-out split)."""
+    return None if stored.rows is None else np.asarray(stored.rows).tobytes()

@@ -77,6 +77,7 @@ class TrialPlan:
     whose sampled values the configuration refused, or one killed while they were sampled.
     folds: the cross-validation folds it runs, one run each (empty: one hold-out run).
     baseline: the registered reference method a BASELINE-stage trial scored.
+    members, weights: the trials an ENSEMBLE-stage trial averages, and their weights.
     """
 
     stage: Stage = Stage.SHORT
@@ -88,6 +89,8 @@ class TrialPlan:
     promoted_from: int | None = None
     folds: tuple[int, ...] = ()
     baseline: str | None = None
+    members: tuple[int, ...] = ()
+    weights: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

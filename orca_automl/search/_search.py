@@ -72,7 +72,9 @@ class SearchOptions:
     1 for a GPU budget, else 0; top_k: None means the space's promotion.top_k; new_study: start
     `<study>-2`, ... instead of refusing a study made for other data or another space;
     validation: "holdout", "auto", "cv:K" or "cv:K/S" (see `parse_validation`); baselines:
-    score the field's classical method and 1-NN in the study first (on the budget).
+    score the field's classical method and 1-NN in the study first (on the budget); ensemble:
+    select a weighted ensemble of the fully trained configurations (a winner candidate);
+    ensemble_baselines: also record one that may use the baselines (a measurement only).
     """
 
     task: str
@@ -91,6 +93,8 @@ class SearchOptions:
     debug: bool = False
     validation: str = "holdout"
     baselines: bool = True
+    ensemble: bool = True
+    ensemble_baselines: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,10 +116,11 @@ class SearchResult:
 
     @property
     def winners(self) -> list[TrialRecord]:
-        """Fully trained trials: the winner first (see `WinnerDecision`), then the others by
-        validation score (ties as in `TrialRecord.rank_key`)."""
+        """Saved models (fully trained trials and ensembles of them): the winner first (see
+        `WinnerDecision`), then the others by validation score (`TrialRecord.rank_key`)."""
         full = sorted((r for r in self.records
-                       if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE),
+                       if r.plan.stage in (Stage.FULL, Stage.ENSEMBLE)
+                       and r.state == TrialState.COMPLETE and r.result.model_dir),
                       key=TrialRecord.rank_key)
         winner = self.decision.winner if self.decision else None
         return sorted(full, key=lambda r: r.number != winner)
@@ -188,10 +193,12 @@ def run_search(
                 session=session.index,
                 winners_dir=c.folder / "winners",
                 validation=c.validation,
+                ensemble=options.ensemble,
+                ensemble_baselines=options.ensemble_baselines,
             ),
             callback,
             c.task,
-            toolkit.save_bag,
+            toolkit.save_ensemble,
             *pruners(options.pruning),
         )
         records = loop.run()

@@ -19,8 +19,9 @@ from orca_automl.search._runner import CycleRunner, TrialRunner
 class Toolkit:
     """load_task(spec, seed) -> Task; known_names: config key -> registered names (for space
     validation); embedder_fits(modality) -> fits(backbone, embedder); gpu_visible() for GPU
-    budgets; runner runs the trials; save_bag(members, folder, scores) saves the model
-    folders of a cross-validated winner's folds as one bag (an equal-weight ensemble);
+    budgets; runner runs the trials; save_ensemble(parts, folder, scores) saves weighted
+    model folders (a bag of fold models, or winners that are themselves ensembles) as one
+    ensemble folder that `orca-predict` serves;
     baselines(task) names the reference methods scored beside the trials, and
     fit_baseline(name, task, seed) fits one (its .val and .test predictions, .fit_seconds)."""
 
@@ -29,7 +30,7 @@ class Toolkit:
     embedder_fits: Callable[[str], Callable[[str, str], bool]]
     gpu_visible: Callable[[], bool]
     runner: TrialRunner
-    save_bag: Callable[[Sequence[Path], Path, dict[str, Any]], Path]
+    save_ensemble: Callable[[Sequence[tuple[Path, float]], Path, dict[str, Any]], Path]
     baselines: Callable[[Any], list[str]]
     fit_baseline: Callable[[str, Any, int], Any]
 
@@ -57,16 +58,21 @@ def cycle_toolkit() -> Toolkit:
 
         return fit_baseline(name, task, seed)
 
-    return Toolkit(load, registered_names, registry_fits, gpu_visible, CycleRunner(), save_bag,
-                   baselines, fit)
+    return Toolkit(load, registered_names, registry_fits, gpu_visible, CycleRunner(),
+                   save_flat_ensemble, baselines, fit)
 
 
-def save_bag(members: Sequence[Path], folder: Path, scores: dict[str, Any]) -> Path:
-    """The fold models as one saved ensemble of equal weights, served like a single model."""
-    from orca_automl.cycle import save_ensemble
+def save_flat_ensemble(
+    parts: Sequence[tuple[Path, float]], folder: Path, scores: dict[str, Any]
+) -> Path:
+    """Weighted saved folders as one flat ensemble folder: an ensemble among them contributes
+    its members, each at its weight times the ensemble's."""
+    from orca_automl.cycle import model_parts, save_ensemble
 
-    return save_ensemble(members, folder, scores=scores,
-                         notes=[f"a bag of {len(members)} fold models, equal weights"])
+    flat = [(member, weight * inner) for path, weight in parts
+            for member, inner in model_parts(path)]
+    return save_ensemble([m for m, _ in flat], folder, [w for _, w in flat], scores=scores,
+                         notes=[f"an ensemble of {len(parts)} saved model folders"])
 
 
 def registered_names() -> dict[str, list[str]]:

@@ -1,5 +1,6 @@
-"""Which fully trained configuration the search hands the user: the engine's default stays the
-winner unless a challenger beats it beyond the noise of the validation samples.
+"""Which saved model the search hands the user: the engine's default stays the winner unless a
+challenger (another fully trained configuration, or an ensemble of them) beats it beyond the
+noise of the validation samples.
 
 On small data the best of many noisy validation scores is a winner's curse: a challenger
 that scores higher than the default on 10 samples usually is not better. So the search starts
@@ -108,11 +109,13 @@ def decide_winner(
     Without a full run of the engine's default the best validation score wins (ties as in
     `TrialRecord.rank_key`), as without predictions to compare.
     """
-    full = sorted((r for r in records if r.plan.stage == Stage.FULL
-                   and r.state == TrialState.COMPLETE), key=TrialRecord.rank_key)
+    full = sorted((r for r in records if r.plan.stage in (Stage.FULL, Stage.ENSEMBLE)
+                   and r.state == TrialState.COMPLETE and r.result.model_dir),
+                  key=TrialRecord.rank_key)
     if not full:
         return None
-    incumbent = next((r for r in full if r.plan.engine_default), None)
+    incumbent = next((r for r in full if r.plan.engine_default and r.plan.stage == Stage.FULL),
+                     None)
     if incumbent is None:
         return WinnerDecision(full[0].number, None, confidence, ())
     base = predictions(incumbent)

@@ -320,14 +320,16 @@ def fake_toolkit(runner: TrialRunner | None = None, task: FakeTask | None = None
         return lambda backbone, embedder: embedder in _FITS.get((modality, backbone), set())
 
     return Toolkit(load, lambda: KNOWN_NAMES, fits_for, lambda: False, runner or FakeRunner(),
-                   save_fake_bag, lambda task: list(baselines), fit_fake_baseline)
+                   save_fake_ensemble, lambda task: list(baselines), fit_fake_baseline)
 
 
-def save_fake_bag(members: Sequence[Path], folder: Path, scores: dict[str, Any]) -> Path:
-    """A bag of fake model folders: the members copied under members/, and bag.json."""
-    for i, member in enumerate(members):
+def save_fake_ensemble(parts: Sequence[tuple[Path, float]], folder: Path,
+                       scores: dict[str, Any]) -> Path:
+    """An ensemble of fake model folders: the members copied under members/, and bag.json."""
+    for i, (member, _) in enumerate(parts):
         shutil.copytree(member, folder / "members" / str(i))
-    (folder / "bag.json").write_text(json.dumps({"members": len(members), "scores": scores}))
+    (folder / "bag.json").write_text(json.dumps({
+        "members": len(parts), "weights": [w for _, w in parts], "scores": scores}))
     return folder
 
 

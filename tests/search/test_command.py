@@ -181,7 +181,8 @@ def test_help_explains_every_flag_with_an_example(capsys: pytest.CaptureFixture[
         if action.dest in ("help",):
             continue
         assert action.help, action.dest
-        if action.option_strings[0] not in ("--new-study", "--no-baselines", "--debug"):
+        if action.option_strings[0] not in ("--new-study", "--no-baselines", "--no-ensemble",
+                                            "--ensemble-baselines", "--debug"):
             assert "e.g." in action.help, action.dest
     for flag in ("--task", "--budget", "--search-space", "--storage", "--study", "--workers",
                  "--address", "--gpus-per-trial", "--seed", "--top-k", "--sampler", "--pruning",

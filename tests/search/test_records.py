@@ -34,7 +34,7 @@ def test_every_field_is_one_attribute_of_the_same_name_in_plain_json() -> None:
                      engine_default=True, promoted_from=7)
     attrs = to_attrs(plan)
     assert set(attrs) == {"stage", "session", "device_share", "config", "engine_default",
-                          "promoted_from", "folds"}  # retry_of is None: not written
+                          "promoted_from", "folds", "members", "weights"}  # None: not written
     assert attrs["stage"] == "full" and type(attrs["stage"]) is str
     assert attrs["config"]["refine"]["lr"] == 3e-4
     json.dumps(attrs, allow_nan=False)  # strict JSON, as the dashboard parses it

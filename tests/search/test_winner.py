@@ -15,6 +15,7 @@ from orca_automl.config import OrcaConfig
 from orca_automl.search import (
     Stage,
     StoredPredictions,
+    StudyHandle,
     TrialPlan,
     TrialRecord,
     TrialResult,
@@ -38,7 +39,7 @@ def _full(number: int, score: float, default: bool = False) -> TrialRecord:
     return TrialRecord(number=number, state=TrialState.COMPLETE, params={}, distributions={},
                        values=(score, 1.0), started=None,
                        plan=TrialPlan(Stage.FULL, config=OrcaConfig(), engine_default=default),
-                       result=TrialResult())
+                       result=TrialResult(model_dir=f"winners/trial-{number}"))
 
 
 def _right_on(count: int, y: np.ndarray) -> np.ndarray:
@@ -106,3 +107,73 @@ def test_the_search_records_its_decision_and_ranks_the_winner_first(tmp_path: Pa
     assert result.winners[0].number == result.decision.winner
     assert stored["incumbent"] == next(r.number for r in result.winners if r.plan.engine_default)
     assert stored["confidence"] == 0.9 and "beyond noise" in stored["rule"]
+
+
+def test_only_saved_models_compete() -> None:
+    """A trial without a model folder (an ensemble with baselines) is never the winner."""
+    unsaved = TrialRecord(number=9, state=TrialState.COMPLETE, params={}, distributions={},
+                          values=(1.0, 0.0), started=None, plan=TrialPlan(Stage.ENSEMBLE),
+                          result=TrialResult())
+    decision = decide_winner([_full(3, 0.7, True), unsaved], lambda r: None, TASK)
+    assert decision is not None and decision.winner == 3 and decision.comparisons == ()
+
+
+def test_greedy_weights_mix_complementary_candidates_and_keep_a_dominant_one_alone() -> None:
+    from orca_automl.search import greedy_weights
+
+    y = np.array([0, 1, 1, 0])
+    a = np.array([[0.9, 0.1], [0.4, 0.6], [0.6, 0.4], [0.8, 0.2]])  # wrong on sample 2
+    b = np.array([[0.4, 0.6], [0.3, 0.7], [0.2, 0.8], [0.7, 0.3]])  # wrong on sample 0
+    both_wrong = np.array([[0.1, 0.9], [0.9, 0.1], [0.9, 0.1], [0.1, 0.9]])
+
+    def accuracy(p: np.ndarray) -> float:
+        return float((p.argmax(1) == y).mean())
+
+    weights = greedy_weights([a, b, both_wrong], accuracy, rounds=4)
+    assert weights.sum() == pytest.approx(1.0) and weights[2] == 0
+    assert accuracy(weights[0] * a + weights[1] * b) == 1.0 > max(accuracy(a), accuracy(b))
+    assert list(greedy_weights([a, both_wrong], accuracy, rounds=5)) == [1.0, 0.0]
+
+
+def test_an_ensemble_of_the_full_runs_is_saved_and_competes_and_one_with_baselines_is_only_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from orca_automl.search import _loop
+
+    def equal(candidates, score, rounds=25):  # type: ignore[no-untyped-def]
+        return np.full(len(candidates), 1.0 / len(candidates))  # every candidate, equally
+
+    monkeypatch.setattr(_loop, "greedy_weights", equal)
+    clock = FakeClock()
+    url = f"sqlite:///{tmp_path}/study.db"
+    result = run_search(options(storage=url, budget="400s", workers=2, validation="cv:4/2",
+                                ensemble_baselines=True),
+                        toolkit=fake_toolkit(FakeRunner(clock, noise=0.5), baselines=["strong"]),
+                        execution=simulated_execution(clock))
+    by_number = {r.number: r for r in result.records}
+    ensembles = [r for r in result.records if r.plan.stage == Stage.ENSEMBLE]
+    served = [e for e in ensembles if e.result.model_dir]
+    measured = [e for e in ensembles if not e.result.model_dir]
+    assert len(served) == 1 and len(measured) == 1
+    full = [r for r in result.records if r.plan.stage == Stage.FULL]
+    assert set(served[0].plan.members) == {r.number for r in full}
+    assert {by_number[m].plan.stage for m in measured[0].plan.members} == {Stage.FULL,
+                                                                           Stage.BASELINE}
+    handle = StudyHandle.open(url, "fake-1d", optuna.samplers.RandomSampler(0), {})
+    for e in ensembles:
+        assert sum(e.plan.weights) == pytest.approx(1.0)
+        blend = sum(w * handle.predictions(by_number[m]).val  # type: ignore[union-attr]
+                    for m, w in zip(e.plan.members, e.plan.weights, strict=True))
+        stored = handle.predictions(e)
+        assert stored is not None and np.allclose(stored.val, blend, atol=1e-6)
+        assert e.val_score == pytest.approx(
+            TASK.score(TASK.development.y[stored.rows], blend).score)
+        assert e.cost == pytest.approx(sum(by_number[m].cost or 0.0 for m in e.plan.members))
+    bag = json.loads((Path(served[0].result.model_dir or "") / "bag.json").read_text())
+    assert bag["weights"] == list(served[0].plan.weights)
+    decision = result.decision
+    assert decision is not None and measured[0].number not in (
+        [c.trial for c in decision.comparisons] + [decision.winner])
+    assert served[0].number in [c.trial for c in decision.comparisons]
