@@ -4,12 +4,13 @@ trial one run per fold.
 The trial's validation score is the mean of its folds' (their spread is kept); its
 out-of-fold predictions are the folds' validation predictions put back in the development
 data's row order; a full-schedule trial is a bag of its fold models, tested on the average of
-their test predictions. A run that failed or was pruned decides the trial's state.
+their test predictions, whose inference cost is their summed cost. A run that failed or was pruned decides the trial's state.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ def combine_runs(outcomes: Sequence[TrialOutcome], task: Any) -> CombinedRuns:
         traceback=next((r.traceback for r in results if r.traceback is not None), None),
         pruned=next((r.pruned for r in results if r.pruned is not None), None),
         val=mean_evaluation(vals) if complete else None,
+        # a bag runs every fold model to predict: its inference cost is theirs summed
+        cost=math.fsum(r.cost or 0.0 for r in results) if archives else results[0].cost,
         fold_vals=tuple(vals) if complete else (),
         final_align_loss=None if None in losses else statistics.fmean(
             loss for loss in losses if loss is not None),

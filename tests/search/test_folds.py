@@ -113,6 +113,8 @@ def test_a_trial_is_one_run_per_fold_scored_by_their_mean(tmp_path: Path) -> Non
         stored = handle.predictions(w)
         assert stored is not None and stored.rows is not None and stored.test is not None
         assert sorted(stored.rows.tolist()) == list(range(task.size))
+        short_cost = next(r.cost for r in short if r.number == w.plan.promoted_from)
+        assert w.cost == pytest.approx(4 * (short_cost or 0.0))  # a bag runs its 4 fold models
         rescored = task.score(task.test.y, stored.test)  # the bag's averaged test predictions
         assert w.result.test is not None and w.result.test.value == rescored.value
         assert w.result.test.loss == pytest.approx(rescored.loss, rel=1e-6)  # stored as float32
