@@ -71,6 +71,10 @@ ALIGN_RULE_TEXT = (
 )
 
 
+#: The fewest fold models a bag keeps when the budget cannot pay for all of them.
+MIN_BAG = 2
+
+
 class SearchFailed(RuntimeError):
     """Trials keep failing: something is broken, and spending more budget won't help."""
 
@@ -277,19 +281,35 @@ class SearchLoop:
     def _launch_full(self, promotion: Promotion) -> None:
         source = promotion.source
         assert source.plan.config is not None
+        folds = self._affordable_bag(promotion)
         trial = self.handle.ask_like(source, TrialPlan(
             Stage.FULL, self.settings.session, self.settings.device_share, source.plan.config,
-            engine_default=source.plan.engine_default, promoted_from=source.number,
-            folds=self.settings.validation.folds_of(Stage.FULL),
+            engine_default=source.plan.engine_default, promoted_from=source.number, folds=folds,
         ))
         request = TrialRequest(trial.number, Stage.FULL, source.plan.config,
                                self.settings.device_share)
-        self._start(trial, request, promotion.estimate_seconds)
+        all_folds = max(1, len(self.settings.validation.folds_of(Stage.FULL)))
+        self._start(trial, request, promotion.estimate_seconds * max(1, len(folds)) / all_folds,
+                    folds)
 
-    def _start(self, trial: optuna.Trial, request: TrialRequest, estimate: float) -> None:
-        """Queue the trial's runs (one per fold under cross-validation) and start the first."""
+    def _affordable_bag(self, promotion: Promotion) -> tuple[int, ...]:
+        """The folds a promoted configuration's bag trains: all K, or as many as the budget
+        left can pay for (at least MIN_BAG), so a bag does not overrun the budget by K runs."""
+        folds = self.settings.validation.folds_of(Stage.FULL)
+        if not folds:
+            return folds
+        per_run = promotion.estimate_seconds / len(folds)
+        left = self.ledger.total - self.ledger.spent - self._in_flight_expected()
+        affordable = int(left // per_run) if per_run > 0 else len(folds)
+        return folds[: max(MIN_BAG, min(len(folds), affordable))]
+
+    def _start(self, trial: optuna.Trial, request: TrialRequest, estimate: float,
+               folds: tuple[int, ...] | None = None) -> None:
+        """Queue the trial's runs (one per fold under cross-validation, by default those of
+        its stage) and start the first."""
         validation = self.settings.validation
-        folds = validation.folds_of(request.stage)
+        if folds is None:
+            folds = validation.folds_of(request.stage)
         runs = [dataclasses.replace(request, fold=FoldSpec(i, validation.folds, validation.seed))
                 for i in folds] or [request]
         entry = _Running(trial, estimate, runs)

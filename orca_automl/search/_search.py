@@ -57,6 +57,9 @@ from orca_automl.search._winner import WinnerDecision
 
 Execution = Callable[[ExecutionPlan, TrialRunner, Any], AbstractContextManager[Executor]]
 
+#: The largest budget share the promotion reserve may grow to under cross-validation.
+CV_MAX_RESERVE = 0.75
+
 #: How configurations are drawn: Optuna's multi-objective TPE, or random search.
 SAMPLERS = ("tpe", "random")
 
@@ -193,6 +196,9 @@ def run_search(
                 session=session.index,
                 winners_dir=c.folder / "winners",
                 validation=c.validation,
+                # a bag of the default's fold models is what pays most on small data: let the
+                # reserve grow to pay for it (docs/benchmarks/findings.md)
+                max_reserve=CV_MAX_RESERVE if c.validation.cross_validated else 0.5,
                 ensemble=options.ensemble,
                 ensemble_baselines=options.ensemble_baselines,
             ),

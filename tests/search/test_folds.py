@@ -222,3 +222,17 @@ def test_a_short_trial_whose_first_fold_loses_sample_by_sample_is_stopped(
     runner = FakeRunner(clock, noise=1.0)
     records = _run(quiet, clock, runner, budget="300s", validation="cv:2/2", pruning="off")
     assert not [r for r in records if r.result.pruned]
+
+
+def test_a_bag_the_budget_cannot_pay_for_keeps_fewer_folds(tmp_path: Path) -> None:
+    clock = FakeClock()
+    records = _run(tmp_path, clock, FakeRunner(clock), budget="60s", validation="cv:4/1",
+                   workers=1, top_k=1)
+    full = [r for r in records if r.plan.stage == Stage.FULL]
+    assert full
+    incumbent = full[0]
+    assert 2 <= len(incumbent.plan.folds) < 4  # all four would not fit in 60 s
+    assert [run.fold for run in incumbent.result.runs] == list(incumbent.plan.folds)
+    spent = sum(r.result.device_seconds for r in records)
+    one_run = max(run.device_seconds or 0.0 for run in incumbent.result.runs)
+    assert spent <= 60.0 + 2 * one_run  # overrun: the smallest bag's runs, not a whole bag
