@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 
 from orca_automl.cli import build_parser
 from orca_automl.config import OrcaConfig, Stage
@@ -38,11 +39,13 @@ from orca_automl.search import (
     Toolkit,
     TrialMonitor,
     TrialOutcome,
+    TrialRecord,
     TrialRequest,
     TrialResult,
     TrialRunner,
     execute_trial,
     pack_folder,
+    run_search,
 )
 from orca_automl.tasks import metric_for
 from orca_automl.tasks._splits import fold_indices
@@ -361,3 +364,23 @@ def args(**overrides: Any) -> argparse.Namespace:
         elif value is not None:
             argv += [flag, str(value)]
     return build_parser().parse_args(argv)
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs (BaseException skips `except Exception`)."""
+
+
+def search_records(tmp_path: Path, clock: FakeClock, runner: FakeRunner,
+                   executor_type: type = SimulatedExecutor, **flags: Any) -> list[TrialRecord]:
+    """One search session with the fake runner on an `executor_type` (2 workers and a study
+    in tmp_path/study.db unless given), then the study's records."""
+
+    @contextmanager
+    def execution(plan: ExecutionPlan, runner_: TrialRunner, task: Any) -> Iterator[Executor]:
+        yield executor_type(runner_, task, clock, plan.device_share)
+
+    flags.setdefault("storage", f"sqlite:///{tmp_path}/study.db")
+    flags.setdefault("workers", 2)
+    run_search(options(**flags), toolkit=fake_toolkit(runner), execution=execution)
+    study = optuna.load_study(study_name="fake-1d", storage=flags["storage"])
+    return [TrialRecord.from_frozen(t) for t in study.trials]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,42 +16,27 @@ from optuna.trial import TrialState
 
 from orca_automl.errors import OrcaInputError
 from orca_automl.search import (
-    ExecutionPlan,
-    Executor,
     Stage,
     StudyHandle,
     TrialOutcome,
     TrialRecord,
-    TrialRunner,
     Validation,
     parse_validation,
-    run_search,
 )
 from tests.search.fakes import (
     FakeClock,
     FakeRunner,
     FakeTask,
+    Killed,
     SimulatedExecutor,
-    fake_toolkit,
-    options,
+    search_records,
 )
-
-
-class Killed(BaseException):
-    """Stands in for SIGKILL: nothing after it runs."""
 
 
 def _run(tmp_path: Path, clock: FakeClock, runner: FakeRunner,
          executor_type: type = SimulatedExecutor, **flags: Any) -> list[TrialRecord]:
-    @contextmanager
-    def execution(plan: ExecutionPlan, runner_: TrialRunner, task: Any) -> Iterator[Executor]:
-        yield executor_type(runner_, task, clock, plan.device_share)
-
-    flags.setdefault("storage", f"sqlite:///{tmp_path}/study.db")
-    flags.setdefault("workers", 2)
     flags.setdefault("validation", "cv:4/2")
-    run_search(options(**flags), toolkit=fake_toolkit(runner), execution=execution)
-    return _records(tmp_path)
+    return search_records(tmp_path, clock, runner, executor_type, **flags)
 
 
 def _records(tmp_path: Path) -> list[TrialRecord]:

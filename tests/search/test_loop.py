@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,42 +11,26 @@ import pytest
 from optuna.trial import TrialState
 
 from orca_automl.search import (
-    ExecutionPlan,
-    Executor,
     PruneKind,
     SearchFailed,
     Stage,
     TrialOutcome,
     TrialRecord,
-    TrialRunner,
-    run_search,
 )
 from tests.search.fakes import (
     SPACES,
     FakeClock,
     FakeRunner,
     FakeTask,
+    Killed,
     SimulatedExecutor,
-    fake_toolkit,
-    options,
+    search_records,
 )
-
-
-class Killed(BaseException):
-    """Stands in for SIGKILL: nothing after it runs (BaseException skips `except Exception`)."""
 
 
 def _run(tmp_path: Path, clock: FakeClock, runner: FakeRunner, executor_type: type = SimulatedExecutor,
          **flags: Any) -> list[TrialRecord]:
-    @contextmanager
-    def execution(plan: ExecutionPlan, runner_: TrialRunner, task: Any) -> Iterator[Executor]:
-        executor: Executor = executor_type(runner_, task, clock, plan.device_share)
-        yield executor
-
-    flags.setdefault("storage", f"sqlite:///{tmp_path}/study.db")
-    flags.setdefault("workers", 2)
-    run_search(options(**flags), toolkit=fake_toolkit(runner), execution=execution)
-    return _records(tmp_path)
+    return search_records(tmp_path, clock, runner, executor_type, **flags)
 
 
 def _study(tmp_path: Path, name: str = "fake-1d") -> optuna.Study:
