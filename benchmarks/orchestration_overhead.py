@@ -162,7 +162,8 @@ def run_search(task: str, workers: int, budget: str, base: dict[str, Any], seed:
     url = f"sqlite:///{folder / f'w{workers}.db'}"
     command = [sys.executable, "-c", LAUNCH, "--task", task, "--budget", budget,
                "--workers", str(workers), "--storage", url, "--study", f"w{workers}",
-               "--search-space", str(space), "--seed", str(seed)]
+               "--search-space", str(space), "--seed", str(seed),
+               "--no-baselines", "--no-ensemble"]  # trials only: what the replay can repeat
     log = folder / f"w{workers}.log"
     with open(log, "w") as out:
         launched = time.time()
@@ -183,7 +184,7 @@ def run_search(task: str, workers: int, budget: str, base: dict[str, Any], seed:
         record = TrialRecord.from_frozen(frozen)
         if frozen.datetime_start is None or frozen.datetime_complete is None:
             continue
-        assert record.plan.config is not None
+        assert record.plan.config is not None, "every trial of this space samples a config"
         trials.append(Trial(record.number, record.plan.stage, record.state.name,
                             record.plan.config, frozen.datetime_start.timestamp(),
                             frozen.datetime_complete.timestamp(),

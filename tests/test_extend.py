@@ -78,7 +78,9 @@ winner = result.winners[0]
 print(json.dumps({
     "trials": [[r.plan.stage, r.state.name, r.result.error, r.plan.config.model.backbone,
                 r.plan.config.model.embedder, r.plan.config.align.metric,
-                r.result.final_align_loss] for r in result.records],
+                r.result.final_align_loss] for r in result.records
+               if r.plan.stage in ("short", "full")],
+    "baselines": sorted(r.plan.baseline for r in result.baselines),
     "predicted": len(load_model(winner.result.model_dir).predict(task.test.X[:4])),
 }))
 """
@@ -107,6 +109,7 @@ def test_a_plugin_search_runs_in_ray_workers_that_import_the_plugin(tmp_path: Pa
     assert any(t[0] == "short" and t[1] == "COMPLETE" and t[6] is not None for t in trials)
     assert any(t[0] == "full" and t[1] == "COMPLETE" for t in trials)
     assert found["predicted"] == 4
+    assert found["baselines"] == ["minirocket", "one_nn"]  # scored beside the plugin's trials
 
 
 def test_entries_registered_in_a_script_are_refused_before_the_search_starts(
