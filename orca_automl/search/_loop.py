@@ -61,7 +61,7 @@ from orca_automl.search._sessions import total_spent
 from orca_automl.search._space import SearchSpace
 from orca_automl.search._storage import StoredPredictions, StudyHandle
 from orca_automl.search._validation import Validation
-from orca_automl.search._winner import WinnerDecision, decide_winner
+from orca_automl.search._winner import WinnerDecision, decide_winner, shared_rows
 
 ALIGN_RULE_TEXT = (
     "per (backbone, reference data, distance) group: Spearman rho between final alignment "
@@ -459,12 +459,12 @@ class SearchLoop:
         stored = self._stored[best.number]
         if stored is None or stored.rows is None:
             return None
-        rows = np.concatenate([o.indices for o in runs if o.indices is not None])
-        mine = np.concatenate([o.predictions for o in runs if o.predictions is not None])
-        shared, at_mine, at_best = np.intersect1d(rows, stored.rows, return_indices=True)
-        y = self.task.development.y[shared]
-        return self.fold_pruner.reason(self.task.sample_losses(y, mine[at_mine]),
-                                       self.task.sample_losses(y, stored.val[at_best]), best.number)
+        mine = StoredPredictions(
+            np.concatenate([o.predictions for o in runs if o.predictions is not None]),
+            np.concatenate([o.indices for o in runs if o.indices is not None]))
+        y, challenger, incumbent = shared_rows(mine, stored, self.task)
+        return self.fold_pruner.reason(self.task.sample_losses(y, challenger),
+                                       self.task.sample_losses(y, incumbent), best.number)
 
     def _refresh(self) -> None:
         """Re-read the study and rewrite its summary attributes."""
