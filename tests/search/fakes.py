@@ -370,6 +370,19 @@ class Killed(BaseException):
     """Stands in for SIGKILL: nothing after it runs (BaseException skips `except Exception`)."""
 
 
+def killed_after(waits: int) -> type[SimulatedExecutor]:
+    """A simulated executor that dies (like a SIGKILLed driver) on its wait number waits + 1."""
+
+    class KilledAfter(SimulatedExecutor):
+        def wait(self, timeout: float) -> list[TrialOutcome]:
+            self.seen = getattr(self, "seen", 0) + 1
+            if self.seen > waits:
+                raise Killed()
+            return super().wait(timeout)
+
+    return KilledAfter
+
+
 def search_records(tmp_path: Path, clock: FakeClock, runner: FakeRunner,
                    executor_type: type = SimulatedExecutor, **flags: Any) -> list[TrialRecord]:
     """One search session with the fake runner on an `executor_type` (2 workers and a study

@@ -18,7 +18,6 @@ from orca_automl.errors import OrcaInputError
 from orca_automl.search import (
     Stage,
     StudyHandle,
-    TrialOutcome,
     TrialRecord,
     Validation,
     parse_validation,
@@ -29,6 +28,7 @@ from tests.search.fakes import (
     FakeTask,
     Killed,
     SimulatedExecutor,
+    killed_after,
     search_records,
 )
 
@@ -122,14 +122,8 @@ def test_a_failed_fold_run_ends_its_trial_without_starting_its_other_folds(tmp_p
         assert "fake failure" in (r.result.error or "")
 
 
-class _KillMidTrial(SimulatedExecutor):
-    """Dies after a few runs, while a cross-validated trial has finished some of its folds."""
-
-    def wait(self, timeout: float) -> list[TrialOutcome]:
-        self.seen = getattr(self, "seen", 0) + 1
-        if self.seen > 7:
-            raise Killed()
-        return super().wait(timeout)
+#: Dies after a few runs, while a cross-validated trial has finished some of its folds.
+_KillMidTrial = killed_after(7)
 
 
 def test_a_kill_between_folds_resumes_without_losing_or_double_charging(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from tests.search.fakes import (
     FakeTask,
     Killed,
     SimulatedExecutor,
+    killed_after,
     search_records,
 )
 
@@ -109,14 +110,8 @@ def test_failed_trials_are_recorded_and_a_broken_setup_stops_early(tmp_path: Pat
     assert len(runner.calls) <= 4
 
 
-class _KillInSearch(SimulatedExecutor):
-    """Dies (like a SIGKILLed driver) while short trials run, after 6 have finished."""
-
-    def wait(self, timeout: float) -> list[TrialOutcome]:
-        self.seen = getattr(self, "seen", 0) + 1
-        if self.seen > 6:
-            raise Killed()
-        return super().wait(timeout)
+#: Dies (like a SIGKILLed driver) while short trials run, after 6 have finished.
+_KillInSearch = killed_after(6)
 
 
 class _KillInPromotion(SimulatedExecutor):
