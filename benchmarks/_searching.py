@@ -19,6 +19,8 @@ from orca_automl.search import (
     SearchOptions,
     SearchResult,
     Stage,
+    StudyKey,
+    TrialRecord,
     alignment_group,
     resolve_space,
     run_search,
@@ -50,14 +52,15 @@ def smoke_space(folder: Path) -> str:
 
 def search_once(task: str, budget: str, seed: int, folder: Path, *, workers: int = 2,
                 sampler: str = "tpe", pruning: str = "all", search_space: str | None = None,
-                validation: str = "holdout", study: str = "bench") -> SearchResult:
+                validation: str = "holdout", study: str = "bench",
+                ensemble_baselines: bool = False) -> SearchResult:
     """One orca-search session into a fresh SQLite study under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return run_search(SearchOptions(
         task=task, budget=budget, seed=seed, workers=workers, sampler=sampler, pruning=pruning,
         search_space=search_space, study=study, storage=f"sqlite:///{folder.resolve()}/{study}.db",
-        validation=validation,
+        validation=validation, ensemble_baselines=ensemble_baselines,
     ))
 
 
@@ -92,6 +95,29 @@ def rank_correlation(run: SearchResult) -> tuple[float | None, int, str]:
     return (rho if math.isfinite(rho) else None), len(pairs), group
 
 
+def _with_baselines(run: SearchResult) -> TrialRecord | None:
+    """The trial the winner rule picks when baselines compete too (the study's measurement)."""
+    study = optuna.load_study(study_name=run.study_name, storage=run.storage)
+    measured = study.user_attrs.get(str(StudyKey.WINNER_WITH_BASELINES))
+    if not measured or measured.get("winner") is None:
+        return None
+    return next((r for r in run.records if r.number == measured["winner"]), None)
+
+
+def full_runs(run: SearchResult) -> list[tuple[float | None, float | None, float | None]]:
+    """(short-trial validation score of its source, full validation, full test) per COMPLETE
+    full run."""
+    by_number = {r.number: r for r in run.records}
+    pairs = []
+    for r in run.records:
+        if r.plan.stage != Stage.FULL or r.state != TrialState.COMPLETE:
+            continue
+        source = by_number.get(r.plan.promoted_from) if r.plan.promoted_from is not None else None
+        pairs.append((None if source is None else source.val_score, r.val_score,
+                      None if r.result.test is None else r.result.test.value))
+    return pairs
+
+
 def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path, *,
                   workers: int = 2, sampler: str = "tpe", pruning: str = "all",
                   search_space: str | None = None, validation: str = "holdout") -> dict[str, Any]:
@@ -111,8 +137,10 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
         start = time.perf_counter()
         folder = scratch / f"{task}-{pruning}-{sampler}-{validation.replace(':', '')}-{seed}"
         run = search_once(task, budget, seed, folder, workers=workers, sampler=sampler,
-                          pruning=pruning, search_space=search_space, validation=validation)
+                          pruning=pruning, search_space=search_space, validation=validation,
+                          ensemble_baselines=True)
         winner = run.winners[0] if run.winners else None
+        with_baselines = _with_baselines(run)
         by_alignment, by_median, by_folds = pruned_by(run)
         default = next((r for r in run.winners if r.plan.engine_default), None)
         rho, n, group = rank_correlation(run)
@@ -134,6 +162,18 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
             "device_s": sum(r.result.device_seconds for r in run.records),
             "rho": rho, "rho_n": n, "rho_group": group,
             "seconds": time.perf_counter() - start,
+            "winner_stage": None if winner is None else str(winner.plan.stage),
+            # the winner if baselines (and ensembles with them) could win: a measurement
+            "baselines_test": None if with_baselines is None or with_baselines.result.test is None
+            else with_baselines.result.test.value,
+            "baselines_winner": None if with_baselines is None else
+            f"{with_baselines.plan.stage}: " + (
+                with_baselines.plan.baseline or str(list(with_baselines.plan.members))
+                if with_baselines.plan.stage in (Stage.BASELINE, Stage.ENSEMBLE)
+                else summarize(with_baselines)),
+            # per fully trained configuration: (short validation score, full val, full test),
+            # for the rank correlation between short-trial scores and full-schedule test scores
+            "full_runs": full_runs(run),
         }
 
     return log.run(key, compute)

@@ -111,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not select a weighted ensemble of the fully trained configurations "
                         "(greedy selection on their validation predictions) as a winner candidate")
     p.add_argument("--ensemble-baselines", action="store_true",
-                   help="also record an ensemble that may use the baselines' predictions (a "
-                        "measurement: it is not saved as a model orca-predict serves)")
+                   help="also record an ensemble that may use the baselines' predictions, and "
+                        "which winner the winner rule would pick with baselines competing (a "
+                        "measurement in the study's 'winner_with_baselines' attribute: it is "
+                        "not saved as a model orca-predict serves)")
     p.add_argument("--new-study", action="store_true",
                    help="when the study exists for other data or another space, start a new one "
                         "named <study>-2, -3, ... in the same storage instead of refusing")

@@ -185,6 +185,12 @@ class SearchLoop:
                                       seed=self.settings.seed)
         if self.decision is not None:
             self.handle.set_attr(StudyKey.WINNER, json_safe(self.decision.to_attr()))
+        if self.settings.ensemble_baselines:  # a measurement: what baselines would change
+            measured = decide_winner(self.records, self.handle.predictions, self.task,
+                                     seed=self.settings.seed, servable_only=False)
+            if measured is not None:
+                self.handle.set_attr(StudyKey.WINNER_WITH_BASELINES,
+                                     json_safe(measured.to_attr()))
         return self.records
 
     def _promotions(self, top_k: int) -> list[Promotion]:

@@ -41,6 +41,7 @@ class StudyKey(StrEnum):
     PRUNING_EVIDENCE = "pruning_evidence"
     ENGINE_DEFAULT_TRIAL = "engine_default_trial"  # number of the trial of OrcaConfig()'s values
     WINNER = "winner"  # the winner rule, its confidence and the evidence of each comparison
+    WINNER_WITH_BASELINES = "winner_with_baselines"  # the same rule with baselines competing
 
 
 class PruneKind(StrEnum):

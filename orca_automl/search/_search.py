@@ -77,7 +77,8 @@ class SearchOptions:
     validation: "holdout", "auto", "cv:K" or "cv:K/S" (see `parse_validation`); baselines:
     score the field's classical method and 1-NN in the study first (on the budget); ensemble:
     select a weighted ensemble of the fully trained configurations (a winner candidate);
-    ensemble_baselines: also record one that may use the baselines (a measurement only).
+    ensemble_baselines: also record one that may use the baselines, and the winner the rule
+    would pick with baselines competing (a measurement only).
     """
 
     task: str

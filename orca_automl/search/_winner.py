@@ -103,14 +103,19 @@ def decide_winner(
     confidence: float = 0.9,
     rounds: int = 1000,
     seed: int = 0,
+    servable_only: bool = True,
 ) -> WinnerDecision | None:
     """The winner among the study's COMPLETE full runs (None when there is none yet).
 
     Without a full run of the engine's default the best validation score wins (ties as in
-    `TrialRecord.rank_key`), as without predictions to compare.
+    `TrialRecord.rank_key`), as without predictions to compare. With `servable_only=False` the
+    baselines and the ensembles that use them compete too: a measurement of what allowing them
+    would hand the user (the search cannot save them as models).
     """
-    full = sorted((r for r in records if r.plan.stage in (Stage.FULL, Stage.ENSEMBLE)
-                   and r.state == TrialState.COMPLETE and r.result.model_dir),
+    full = sorted((r for r in records if r.state == TrialState.COMPLETE and (
+                       r.plan.stage in (Stage.FULL, Stage.ENSEMBLE) and r.result.model_dir
+                       or not servable_only and r.result.predictions_artifact
+                       and r.plan.stage in (Stage.BASELINE, Stage.ENSEMBLE))),
                   key=TrialRecord.rank_key)
     if not full:
         return None

@@ -177,3 +177,11 @@ def test_an_ensemble_of_the_full_runs_is_saved_and_competes_and_one_with_baselin
     assert decision is not None and measured[0].number not in (
         [c.trial for c in decision.comparisons] + [decision.winner])
     assert served[0].number in [c.trial for c in decision.comparisons]
+    # the measurement with baselines competing: the same incumbent, and the baselines and the
+    # ensemble that uses them among the compared challengers
+    with_baselines = handle.study.user_attrs["winner_with_baselines"]
+    compared = {c["trial"] for c in with_baselines["comparisons"]}
+    baselines = {r.number for r in result.records
+                 if r.plan.stage == Stage.BASELINE and r.state == TrialState.COMPLETE}
+    assert baselines and baselines | {measured[0].number, served[0].number} <= compared
+    assert with_baselines["incumbent"] == decision.incumbent
