@@ -11,7 +11,9 @@ rules calibrated on the trials finished so far. The reserve is the promotion sha
 (up to `max_reserve` of the budget) when the best configuration so far is expected to need
 more for its full run (its short run's device time, scaled by steps). Then the top-K
 configurations are retrained with the full schedule: the best always starts while any budget
-is left, the others only when their expected cost fits. If nothing needs promoting, the
+is left, the others only when their expected cost fits; under cross-validation a challenger
+whose whole bag does not fit trains a smaller one (MIN_BAG fold models or more), so what is
+left buys a cheaper challenger instead of going unused. If nothing needs promoting, the
 reserve goes to more short trials.
 
 Every trial is created RUNNING by this process and finished by it with `tell`: COMPLETE with
@@ -240,7 +242,7 @@ class SearchLoop:
             self._beat()
             while self._free_slots() > 0 and not self._submit_pending() and pending:
                 if launched:
-                    ok = self.ledger.fits(pending[0].estimate_seconds, self._in_flight_expected())
+                    ok = self.ledger.fits(self._smallest_bag(pending[0]), self._in_flight_expected())
                 else:  # the best one always gets its chance while any budget is left
                     ok = self.ledger.can_start(self.ledger.total, self._in_flight_seconds())
                 if not ok:
@@ -297,6 +299,14 @@ class SearchLoop:
         all_folds = max(1, len(self.settings.validation.folds_of(Stage.FULL)))
         self._start(trial, request, promotion.estimate_seconds * max(1, len(folds)) / all_folds,
                     folds)
+
+    def _smallest_bag(self, promotion: Promotion) -> float:
+        """The expected cost of the cheapest full run worth starting: MIN_BAG of its fold
+        models under cross-validation, the whole run otherwise."""
+        folds = self.settings.validation.folds_of(Stage.FULL)
+        if len(folds) <= MIN_BAG:
+            return promotion.estimate_seconds
+        return promotion.estimate_seconds * MIN_BAG / len(folds)
 
     def _affordable_bag(self, promotion: Promotion) -> tuple[int, ...]:
         """The folds a promoted configuration's bag trains: all K, or as many as the budget

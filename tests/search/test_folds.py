@@ -213,3 +213,26 @@ def test_a_bag_the_budget_cannot_pay_for_keeps_fewer_folds(tmp_path: Path) -> No
     spent = sum(r.result.device_seconds for r in records)
     one_run = max(run.device_seconds or 0.0 for run in incumbent.result.runs)
     assert spent <= 60.0 + 2 * one_run  # overrun: the smallest bag's runs, not a whole bag
+
+
+def test_budget_left_after_the_incumbent_buys_a_challenger_with_a_smaller_bag(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    records = _run(tmp_path, clock, FakeRunner(clock), budget="120s", validation="cv:4/1",
+                   workers=1, top_k=2, pruning="off")
+    full = [r for r in records if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE]
+    incumbent, challenger = sorted(full, key=lambda r: not r.plan.engine_default)
+    assert incumbent.plan.engine_default and incumbent.plan.folds == (0, 1, 2, 3)
+    assert 2 <= len(challenger.plan.folds) < 4  # its whole bag would not have fitted
+    spent = sum(r.result.device_seconds for r in records)
+    one_run = max(run.device_seconds or 0.0 for run in challenger.result.runs)
+    # used (without the smaller bag, 50 s, three runs, were left over), and not overrun
+    assert 120.0 - 2 * one_run <= spent <= 120.0 + one_run
+    # the winner rule compared the two on the samples both predicted out of fold
+    stored = _handle(tmp_path).predictions(challenger)
+    assert stored is not None and stored.rows is not None
+    winner = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{tmp_path}/study.db"
+                               ).user_attrs["winner"]
+    assert [(c["trial"], c["samples"]) for c in winner["comparisons"]] == [
+        (challenger.number, len(stored.rows))]
