@@ -24,6 +24,7 @@ from orca_automl.search._executor import (
     check_resources,
     ray_execution,
 )
+from orca_automl.search._folds import CombinedRuns, combine_runs
 from orca_automl.search._loop import LoopSettings, SearchFailed, SearchLoop
 from orca_automl.search._promotion import Promotion, full_cost_estimate, select_promotions
 from orca_automl.search._pruning import (
@@ -104,6 +105,7 @@ __all__ = [
     "BudgetLedger",
     "Comparison",
     "Condition",
+    "CombinedRuns",
     "CycleRunner",
     "Execution",
     "FoldSpec",
@@ -151,6 +153,7 @@ __all__ = [
     "check_resources",
     "check_resumable",
     "check_storage_url",
+    "combine_runs",
     "cycle_toolkit",
     "decide_winner",
     "default_storage_url",
