@@ -156,7 +156,7 @@ def winners_table(result: SearchResult) -> str:
             ensemble_name(w) if w.plan.stage == Stage.ENSEMBLE else summarize(source or w),
             _metric(source) if source else "-",
             _metric(w),
-            short_value(w.result.test.value if w.result.test else None),
+            _test(w),
             short_value(w.cost),
             result.decision.reason(w.number) if result.decision else "-",
             str(w.result.model_dir or "-"),
@@ -169,6 +169,13 @@ def winners_table(result: SearchResult) -> str:
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _test(record: TrialRecord) -> str:
+    """The test metric of the served model, and its bag's when it is a refit model."""
+    test, bag = record.result.test, record.result.bag_test
+    served = short_value(test.value if test else None)
+    return served if bag is None else f"{served} (refit; bag {short_value(bag.value)})"
 
 
 def _metric(record: TrialRecord) -> str:

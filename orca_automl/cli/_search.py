@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "which winner the winner rule would pick with baselines competing (a "
                         "measurement in the study's 'winner_with_baselines' attribute: it is "
                         "not saved as a model orca-predict serves)")
+    p.add_argument("--refit", action="store_true",
+                   help="under cross-validation, a promoted configuration also trains one model "
+                        "on all training + validation data (its final checkpoint) and that model "
+                        "is saved and served instead of the bag of its fold models (one model "
+                        "to run instead of K; its folds still score it)")
     p.add_argument("--new-study", action="store_true",
                    help="when the study exists for other data or another space, start a new one "
                         "named <study>-2, -3, ... in the same storage instead of refusing")
@@ -151,6 +156,7 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
         baselines=not args.no_baselines,
         ensemble=not args.no_ensemble,
         ensemble_baselines=args.ensemble_baselines,
+        refit=args.refit,
     )
 
 

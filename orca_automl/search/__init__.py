@@ -59,6 +59,7 @@ from orca_automl.search._resume import (
     reconcile_interrupted,
 )
 from orca_automl.search._runner import (
+    REFIT,
     CycleRunner,
     FoldSpec,
     TrialOutcome,
@@ -109,6 +110,7 @@ __all__ = [
     "CycleRunner",
     "Execution",
     "FoldSpec",
+    "REFIT",
     "ExecutionPlan",
     "FoldPruner",
     "Executor",

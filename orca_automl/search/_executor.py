@@ -39,7 +39,7 @@ from orca_automl.search._runner import TrialOutcome, TrialRequest, TrialRunner, 
 _MAX_RAY_TEMP_CHARS = 40
 
 
-#: One run of a trial: (trial number, fold index or None for a hold-out run).
+#: One run of a trial: (trial number, its slot: fold index, REFIT, or None for hold-out).
 RunKey = tuple[int, int | None]
 
 
@@ -96,8 +96,7 @@ class RayExecutor(Executor):
 
     def submit(self, request: TrialRequest) -> None:
         ref = self._remote.remote(self._plugins, self._runner, request, self._task)
-        fold = request.fold.index if request.fold else None
-        self._running[ref] = ((request.number, fold), time.monotonic())
+        self._running[ref] = ((request.number, request.slot), time.monotonic())
 
     def wait(self, timeout: float) -> list[TrialOutcome]:
         if not self._running:

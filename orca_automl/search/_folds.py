@@ -1,10 +1,13 @@
 """One trial's runs combined into its result: a hold-out trial is one run, a cross-validated
-trial one run per fold.
+trial one run per fold (and, for a refit full trial, one more on all development data).
 
 The trial's validation score is the mean of its folds' (their spread is kept); its
 out-of-fold predictions are the folds' validation predictions put back in the development
 data's row order; a full-schedule trial is a bag of its fold models, tested on the average of
-their test predictions, whose inference cost is their summed cost. A run that failed or was pruned decides the trial's state.
+their test predictions, whose inference cost is their summed cost. A refit trial serves its
+refit model instead: its test score and cost are that model's, the bag's test score is kept
+as a measurement, and its validation evidence stays the folds'. A run that failed or was
+pruned decides the trial's state.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from orca_automl.evaluation import Evaluation
 from orca_automl.search._records import TrialResult
-from orca_automl.search._runner import TrialOutcome
+from orca_automl.search._runner import REFIT, TrialOutcome
 from orca_automl.search._storage import StoredPredictions
 
 
@@ -35,8 +38,34 @@ class CombinedRuns:
 
 
 def combine_runs(outcomes: Sequence[TrialOutcome], task: Any) -> CombinedRuns:
-    """The trial's result from its runs (any order; a fold run carries its fold index)."""
-    runs = sorted(outcomes, key=lambda o: -1 if o.fold is None else o.fold)
+    """The trial's result from its runs (any order; a run carries its slot, see
+    `TrialRequest.slot`)."""
+    refit = next((o for o in outcomes if o.fold == REFIT), None)
+    runs = sorted((o for o in outcomes if o.fold != REFIT),
+                  key=lambda o: -1 if o.fold is None else o.fold)
+    combined = _combine_folds(runs, task)
+    if refit is None:
+        return combined
+    result = combined.result
+    test = refit.result.test  # scored from its predictions, as a bag's is
+    if refit.test_predictions is not None:
+        test = task.score(task.test.y, refit.test_predictions)
+    return CombinedRuns(
+        dataclasses.replace(
+            result,
+            device_seconds=result.device_seconds + refit.result.device_seconds,
+            wall_seconds=result.wall_seconds + refit.result.wall_seconds,
+            error=result.error if result.error is not None else refit.result.error,
+            traceback=result.traceback if result.error is not None else refit.result.traceback,
+            notes=tuple(dict.fromkeys((*result.notes, *refit.result.notes))),
+            cost=refit.result.cost, test=test, bag_test=result.test),
+        None if combined.predictions is None else dataclasses.replace(
+            combined.predictions, test=refit.test_predictions),
+        () if refit.model_archive is None else (refit.model_archive,))
+
+
+def _combine_folds(runs: Sequence[TrialOutcome], task: Any) -> CombinedRuns:
+    """The hold-out run, or the fold runs in fold order, as one result."""
     archives = tuple(o.model_archive for o in runs if o.model_archive is not None)
     if len(runs) == 1 and runs[0].fold is None:  # the hold-out run is the trial
         run = runs[0]

@@ -95,6 +95,7 @@ class LoopSettings:
     validation: Validation = Validation()
     ensemble: bool = True
     ensemble_baselines: bool = False
+    refit: bool = False  # cross-validated full trials also refit on all development data
     poll_seconds: float = 1.0
     heartbeat_seconds: float = 5.0
     failures_before_giving_up: int = 3
@@ -196,8 +197,12 @@ class SearchLoop:
         return self.records
 
     def _promotions(self, top_k: int) -> list[Promotion]:
-        full_runs = max(1, len(self.settings.validation.folds_of(Stage.FULL)))
-        return select_promotions(self.records, top_k, full_runs)
+        return select_promotions(self.records, top_k, self._full_runs)
+
+    @property
+    def _full_runs(self) -> int:
+        """Runs of a whole full trial: its folds (or its hold-out run), and its refit run."""
+        return max(1, len(self.settings.validation.folds_of(Stage.FULL))) + self._refits
 
     def _search_limit(self) -> float:
         """What short trials may use: the budget minus the promotion reserve."""
@@ -290,15 +295,22 @@ class SearchLoop:
         source = promotion.source
         assert source.plan.config is not None
         folds = self._affordable_bag(promotion)
+        refit = self._refits
         trial = self.handle.ask_like(source, TrialPlan(
             Stage.FULL, self.settings.session, self.settings.device_share, source.plan.config,
             engine_default=source.plan.engine_default, promoted_from=source.number, folds=folds,
+            refit=refit,
         ))
         request = TrialRequest(trial.number, Stage.FULL, source.plan.config,
                                self.settings.device_share)
-        all_folds = max(1, len(self.settings.validation.folds_of(Stage.FULL)))
-        self._start(trial, request, promotion.estimate_seconds * max(1, len(folds)) / all_folds,
-                    folds)
+        runs = max(1, len(folds)) + refit
+        self._start(trial, request, promotion.estimate_seconds * runs / self._full_runs, folds,
+                    refit=refit)
+
+    @property
+    def _refits(self) -> bool:
+        """Whether full trials refit on all development data (cross-validation only)."""
+        return self.settings.refit and self.settings.validation.cross_validated
 
     def _smallest_bag(self, promotion: Promotion) -> float:
         """The expected cost of the cheapest full run worth starting: MIN_BAG of its fold
@@ -306,28 +318,31 @@ class SearchLoop:
         folds = self.settings.validation.folds_of(Stage.FULL)
         if len(folds) <= MIN_BAG:
             return promotion.estimate_seconds
-        return promotion.estimate_seconds * MIN_BAG / len(folds)
+        return promotion.estimate_seconds * (MIN_BAG + self._refits) / self._full_runs
 
     def _affordable_bag(self, promotion: Promotion) -> tuple[int, ...]:
         """The folds a promoted configuration's bag trains: all K, or as many as the budget
-        left can pay for (at least MIN_BAG), so a bag does not overrun the budget by K runs."""
+        left can pay for (at least MIN_BAG; after its refit run, when it has one), so a bag
+        does not overrun the budget by K runs."""
         folds = self.settings.validation.folds_of(Stage.FULL)
         if not folds:
             return folds
-        per_run = promotion.estimate_seconds / len(folds)
+        per_run = promotion.estimate_seconds / self._full_runs
         left = self.ledger.total - self.ledger.spent - self._in_flight_expected()
-        affordable = int(left // per_run) if per_run > 0 else len(folds)
+        affordable = int(left // per_run) - self._refits if per_run > 0 else len(folds)
         return folds[: max(MIN_BAG, min(len(folds), affordable))]
 
     def _start(self, trial: optuna.Trial, request: TrialRequest, estimate: float,
-               folds: tuple[int, ...] | None = None) -> None:
+               folds: tuple[int, ...] | None = None, refit: bool = False) -> None:
         """Queue the trial's runs (one per fold under cross-validation, by default those of
-        its stage) and start the first."""
+        its stage, then its refit run when asked) and start the first."""
         validation = self.settings.validation
         if folds is None:
             folds = validation.folds_of(request.stage)
         runs = [dataclasses.replace(request, fold=FoldSpec(i, validation.folds, validation.seed))
                 for i in folds] or [request]
+        if refit:
+            runs.append(dataclasses.replace(request, refit=True))
         entry = _Running(trial, estimate, runs)
         self._running[trial.number] = entry
         self._submit(entry)
@@ -345,8 +360,7 @@ class SearchLoop:
         request = entry.pending.pop(0)
         self.executor.submit(request)
         entry.in_flight += 1
-        fold = request.fold.index if request.fold else None
-        entry.runs[fold] = RunLog(fold, time.time())
+        entry.runs[request.slot] = RunLog(request.slot, time.time())
         self._log_runs(entry)
 
     def _log_runs(self, entry: _Running) -> None:

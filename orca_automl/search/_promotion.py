@@ -47,7 +47,8 @@ def select_promotions(
     records: Sequence[TrialRecord], top_k: int, full_runs: int = 1
 ) -> list[Promotion]:
     """The engine default's short trial, then the top-K short trials, not yet trained in
-    full; a full trial is `full_runs` runs (its folds under cross-validation)."""
+    full; a full trial is `full_runs` runs (its folds under cross-validation, and its refit
+    run when it has one)."""
     ranked = sorted(
         (
             r for r in records

@@ -60,9 +60,10 @@ class PruneReason:
 
 @dataclasses.dataclass(frozen=True)
 class RunLog:
-    """One run of a trial (a fold, or its hold-out run): when it started (epoch seconds) and,
-    once finished, the device time it was charged. Written as runs start and end, so the
-    time of a trial that a killed driver left RUNNING can be charged run by run."""
+    """One run of a trial (a fold, its refit run, or its hold-out run; `fold` is its slot,
+    see `TrialRequest.slot`): when it started (epoch seconds) and, once finished, the device
+    time it was charged. Written as runs start and end, so the time of a trial that a killed
+    driver left RUNNING can be charged run by run."""
 
     fold: int | None
     started: float
@@ -77,6 +78,8 @@ class TrialPlan:
     which wins exact validation ties (`TrialRecord.rank_key`). config is None only for a trial
     whose sampled values the configuration refused, or one killed while they were sampled.
     folds: the cross-validation folds it runs, one run each (empty: one hold-out run).
+    refit: a cross-validated full trial that also refits its configuration on all
+    development data and serves that one model instead of the bag of its fold models.
     baseline: the registered reference method a BASELINE-stage trial scored.
     members, weights: the trials an ENSEMBLE-stage trial averages, and their weights.
     """
@@ -89,6 +92,7 @@ class TrialPlan:
     retry_of: int | None = None
     promoted_from: int | None = None
     folds: tuple[int, ...] = ()
+    refit: bool = False
     baseline: str | None = None
     members: tuple[int, ...] = ()
     weights: tuple[float, ...] = ()
@@ -103,7 +107,8 @@ class TrialResult:
     over `fold_vals` under cross-validation; val_curve holds (refine step, validation score)
     pairs; predictions_artifact names the Optuna artifact with its validation (out-of-fold)
     predictions; test is set for full-schedule winners only, the one place the search touches
-    test data (a bag's: of its folds' averaged predictions).
+    test data (a bag's: of its folds' averaged predictions; a refit trial's: of its refit
+    model, with its bag's in bag_test, a measurement).
     """
 
     device_seconds: float = 0.0
@@ -123,6 +128,7 @@ class TrialResult:
     traceback: str | None = None
     interrupted: bool = False
     test: Evaluation | None = None
+    bag_test: Evaluation | None = None
     model_dir: str | None = None
 
     @property

@@ -37,10 +37,15 @@ class FoldSpec:
     seed: int
 
 
+#: The run slot of a refit run: the full schedule on all development data, after the folds.
+REFIT = -1
+
+
 @dataclass(frozen=True)
 class TrialRequest:
-    """One run of a trial (its hold-out run, or one fold): its config, stage, device share and
-    the pruning rules it starts with."""
+    """One run of a trial (its hold-out run, one fold, or the refit of a cross-validated full
+    trial on all development data): its config, stage, device share and the pruning rules it
+    starts with."""
 
     number: int
     stage: Stage
@@ -49,14 +54,23 @@ class TrialRequest:
     align_rule: AlignPruneRule | None = None
     refine_rule: RefinePruneRule | None = None
     fold: FoldSpec | None = None
+    refit: bool = False
+
+    @property
+    def slot(self) -> int | None:
+        """Which run of its trial this is: its fold index, REFIT, or None (hold-out)."""
+        if self.refit:
+            return REFIT
+        return self.fold.index if self.fold else None
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
     """One run's result as it comes back to the driver.
 
-    predictions are the run's validation predictions (the one form of `tasks.to_predictions`),
-    for the development data's rows `indices` when it is a fold run. A full-schedule run also
+    fold is the run's slot (`TrialRequest.slot`). predictions are the run's validation
+    predictions (the one form of `tasks.to_predictions`), for the development data's rows
+    `indices` when it is a fold run (a refit run has none). A full-schedule run also
     brings its test predictions and its saved model folder, as a tar, so that it travels back
     from any node of a cluster.
     """
@@ -93,7 +107,7 @@ def execute_trial(
             device_seconds=wall * request.device_share, wall_seconds=wall,
             val_curve=tuple(monitor.val_curve), error=f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc()[-4000:],
-        ), fold=request.fold.index if request.fold else None)
+        ), fold=request.slot)
     wall = clock() - start
     result = outcome.result
     error = None
@@ -133,10 +147,13 @@ class CycleRunner:
                 return monitor.evaluated(step, val_score)
 
         fold, indices = request.fold, None
-        if fold is not None:
+        config = request.config
+        if request.refit:  # no held-out rows to choose a checkpoint on: the final one
+            task = task.refit()
+            config = config.with_overrides({"refine.select": "final"})
+        elif fold is not None:
             indices = task.fold_indices(fold.count, fold.seed)[fold.index]
             task = task.fold(fold.index, fold.count, fold.seed)
-        config = request.config
         result = run_cycle(task, config, schedule=request.stage, callback=Hooks(), device=self.device)
         archive, test, test_predictions = None, None, None
         if request.stage == Stage.FULL and result.stopped is None:
@@ -152,7 +169,8 @@ class CycleRunner:
             final_align_loss=result.final_align_loss,
             notes=tuple(result.notes),
             test=test,
-        ), archive, fold=fold.index if fold else None, predictions=result.val_predictions,
+        ), archive, fold=request.slot,
+            predictions=None if request.refit else result.val_predictions,  # in-sample: unused
             indices=indices, test_predictions=test_predictions)
 
 

@@ -78,7 +78,9 @@ class SearchOptions:
     score the field's classical method and 1-NN in the study first (on the budget); ensemble:
     select a weighted ensemble of the fully trained configurations (a winner candidate);
     ensemble_baselines: also record one that may use the baselines, and the winner the rule
-    would pick with baselines competing (a measurement only).
+    would pick with baselines competing (a measurement only); refit: under cross-validation,
+    a promoted configuration also trains one model on all development data and serves it
+    instead of its bag of fold models.
     """
 
     task: str
@@ -99,6 +101,7 @@ class SearchOptions:
     baselines: bool = True
     ensemble: bool = True
     ensemble_baselines: bool = False
+    refit: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ def run_search(
                 max_reserve=CV_MAX_RESERVE if c.validation.cross_validated else 0.5,
                 ensemble=options.ensemble,
                 ensemble_baselines=options.ensemble_baselines,
+                refit=options.refit,
             ),
             callback,
             c.task,

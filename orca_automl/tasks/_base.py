@@ -182,6 +182,13 @@ class Task:
         return dataclasses.replace(self, train=Split(dev.X[kept], dev.y[kept]),
                                    val=Split(dev.X[held], dev.y[held]))
 
+    def refit(self) -> Task:
+        """This task with all development data as its training split (a model refit on
+        every sample, as after cross-validation); test and normalisation unchanged. The
+        validation split stays for progress reports only: its rows are now trained on, so a
+        refit run keeps its final checkpoint and its validation scores say nothing."""
+        return dataclasses.replace(self, train=self.development)
+
     def score(self, y: np.ndarray, predictions: np.ndarray) -> Evaluation:
         """Metric, score and loss of predictions (the one form, see `to_predictions`) against
         targets y: how an averaged or out-of-fold prediction is evaluated."""

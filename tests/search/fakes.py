@@ -218,7 +218,7 @@ class FakeRunner:
             curve = [start * math.exp(-rate * s / 10) + 0.05 for s in range(run.align.steps + 1)]
             final = curve[-1]
             self._spend(run.align.steps)
-        fold = request.fold.index if request.fold else None
+        fold = request.slot
         jitter = _jitter(config, "score" if fold is None else f"score{fold}")
         base = 0.5 + 0.4 / (1.0 + (final if final is not None else 1.0))
         score = quality * ((1 - self.noise) * base + self.noise * jitter)
@@ -245,7 +245,8 @@ class FakeRunner:
         return TrialOutcome(request.number, dataclasses.replace(
             measured, val=Evaluation("accuracy", score, score, 1.0 - score), notes=("fake run",),
             test=test,
-        ), archive, fold=fold, predictions=fake_predictions(config, rows, labels, score),
+        ), archive, fold=fold,
+            predictions=None if request.refit else fake_predictions(config, rows, labels, score),
             indices=None if request.fold is None else rows, test_predictions=test_predictions)
 
     @staticmethod
@@ -269,8 +270,8 @@ class SimulatedExecutor(Executor):
         start = self.clock.now
         outcome = execute_trial(self.runner, request, self.task, clock=self.clock)
         end, self.clock.now = self.clock.now, start
-        key = (request.number, request.fold.index if request.fold else None)
-        heapq.heappush(self._events, (end, request.number, -1 if key[1] is None else key[1],
+        key = (request.number, request.slot)
+        heapq.heappush(self._events, (end, request.number, -2 if key[1] is None else key[1],
                                       outcome))
         self._started[key] = start
         self.stages[key] = request.stage

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from orca_automl.errors import OrcaInputError
 from orca_automl.search import (
+    REFIT,
     Stage,
     StudyHandle,
     TrialRecord,
@@ -236,3 +237,42 @@ def test_budget_left_after_the_incumbent_buys_a_challenger_with_a_smaller_bag(
                                ).user_attrs["winner"]
     assert [(c["trial"], c["samples"]) for c in winner["comparisons"]] == [
         (challenger.number, len(stored.rows))]
+
+
+def test_with_refit_a_full_trial_serves_one_model_trained_on_all_development_data(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    runner = FakeRunner(clock)
+    records = _run(tmp_path, clock, runner, budget="200s", refit=True, top_k=1)
+    task = FakeTask("fake-1d")
+    handle = _handle(tmp_path)
+    full = [r for r in records if r.plan.stage == Stage.FULL]
+    assert full
+    for w in full:
+        assert w.state == TrialState.COMPLETE and w.plan.refit
+        calls = [c for c in runner.calls if c.number == w.number]
+        assert [c.slot for c in calls] == [*w.plan.folds, REFIT]  # the refit run comes last
+        assert [run.fold for run in w.result.runs] == [*w.plan.folds, REFIT]
+        assert w.result.device_seconds == pytest.approx(
+            sum(run.device_seconds or 0.0 for run in w.result.runs))
+        # validation evidence is the folds' (out of fold); the refit model adds none
+        stored = handle.predictions(w)
+        assert stored is not None and stored.rows is not None and stored.test is not None
+        folds = task.fold_indices(4, seed=0)
+        assert sorted(stored.rows.tolist()) == sorted(
+            np.concatenate([folds[i] for i in w.plan.folds]).tolist())
+        assert len(w.result.fold_vals) == len(w.plan.folds) >= 2
+        # served: the refit model alone, tested on its own predictions, at one model's cost
+        short_cost = next(r.cost for r in records if r.number == w.plan.promoted_from)
+        assert w.cost == pytest.approx(short_cost)
+        assert w.result.test is not None and w.result.bag_test is not None
+        assert w.result.test.value == task.score(task.test.y, stored.test).value
+        assert json.loads((Path(w.result.model_dir or "") / "meta.json").read_text()) == {
+            "trial": w.number}
+    # without the flag, or on the hold-out split, no refit run
+    (tmp_path / "holdout").mkdir()
+    clock = FakeClock()
+    plain = _run(tmp_path / "holdout", clock, FakeRunner(clock), budget="200s", refit=True,
+                 validation="holdout")
+    assert not any(r.plan.refit or r.result.bag_test for r in plain)

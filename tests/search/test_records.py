@@ -31,10 +31,10 @@ def _handle(tmp_path: Path) -> StudyHandle:
 
 def test_every_field_is_one_attribute_of_the_same_name_in_plain_json() -> None:
     plan = TrialPlan(Stage.FULL, 2, 0.5, OrcaConfig().with_overrides({"refine.lr": 3e-4}),
-                     engine_default=True, promoted_from=7)
+                     engine_default=True, promoted_from=7, folds=(0, 1), refit=True)
     attrs = to_attrs(plan)
     assert set(attrs) == {"stage", "session", "device_share", "config", "engine_default",
-                          "promoted_from", "folds", "members", "weights"}  # None: not written
+                          "promoted_from", "folds", "refit", "members", "weights"}  # None: not written
     assert attrs["stage"] == "full" and type(attrs["stage"]) is str
     assert attrs["config"]["refine"]["lr"] == 3e-4
     json.dumps(attrs, allow_nan=False)  # strict JSON, as the dashboard parses it
