@@ -65,3 +65,13 @@ def summary(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def paired_difference(pairs: list[tuple[float, float]]) -> str:
+    """Mean ± std of a - b over seeds for (a, b) pairs, and on how many seeds each was higher."""
+    if not pairs:
+        return "-"
+    gaps = [a - b for a, b in pairs]
+    better, worse = sum(g > 0 for g in gaps), sum(g < 0 for g in gaps)
+    spread = f" ± {statistics.stdev(gaps):.3f}" if len(gaps) > 1 else ""
+    return f"{statistics.mean(gaps):+.3f}{spread} ({better} / {worse})"

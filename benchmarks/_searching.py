@@ -43,6 +43,11 @@ params:
 """
 
 
+#: Tiny schedules for one configuration, so that a --smoke benchmark run takes seconds.
+SMOKE_OVERRIDES = {"align.steps": 2, "refine.steps": 4, "refine.eval_every": 2,
+                   "align.source_samples": 100}
+
+
 def smoke_space(folder: Path) -> str:
     """Write SMOKE_SPACE into `folder`; returns the path to pass as --search-space."""
     path = folder / "smoke.yaml"

@@ -22,9 +22,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _report import OUT_DIR, summary, write_report
+from _report import OUT_DIR, paired_difference, summary, write_report
 from _runs import RunLog
-from _searching import logged_search, smoke_space
+from _searching import SMOKE_OVERRIDES, logged_search, smoke_space
 
 from orca_automl.baselines import BASELINES, field_baselines, fit_baseline
 from orca_automl.config import OrcaConfig
@@ -47,9 +47,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no alignment": {"align.metric": "none"},
     "random body": {"model.pretrained": False},
 }
-
-SMOKE_OVERRIDES = {"align.steps": 2, "refine.steps": 4, "refine.eval_every": 2,
-                   "align.source_samples": 100}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -152,16 +149,6 @@ def main() -> None:
             row["winning configuration (seed " + str(neural_seeds[0]) + ")"] = configs[0] if configs else "-"
             rows.append(row)
             report(rows, args, neural_seeds)  # after every task: a long run keeps what it measured
-
-
-def paired_difference(pairs: list[tuple[float, float]]) -> str:
-    """Mean ± std of search minus default over seeds, and on how many seeds each was higher."""
-    if not pairs:
-        return "-"
-    gaps = [a - b for a, b in pairs]
-    better, worse = sum(g > 0 for g in gaps), sum(g < 0 for g in gaps)
-    spread = f" ± {statistics.stdev(gaps):.3f}" if len(gaps) > 1 else ""
-    return f"{statistics.mean(gaps):+.3f}{spread} ({better} / {worse})"
 
 
 def baselines_result(task: Task, seed: int) -> dict[str, object]:

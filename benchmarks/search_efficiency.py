@@ -42,7 +42,7 @@ from typing import Any
 import optuna
 from _report import OUT_DIR, summary, write_report  # benchmarks/ is on sys.path as a script
 from _runs import RunLog
-from _searching import logged_search, smoke_space
+from _searching import SMOKE_OVERRIDES, logged_search, smoke_space
 from scipy import stats
 
 from orca_automl.config import OrcaConfig, Stage
@@ -200,8 +200,7 @@ def short_and_full(task: Task, config: OrcaConfig, validation: Validation,
     """One configuration's short score on the hold-out split and on the short folds, and its
     full-schedule test score."""
     if smoke:
-        config = config.with_overrides({"align.steps": 2, "refine.steps": 8,
-                                        "refine.eval_every": 4, "align.source_samples": 100})
+        config = config.with_overrides(SMOKE_OVERRIDES)
     runner = CycleRunner()
     start = time.perf_counter()
     holdout = execute_trial(runner, TrialRequest(0, Stage.SHORT, config), task)

@@ -29,7 +29,8 @@ ORCHESTRATION_COLUMNS = [
 ]
 
 QUALITY_COLUMNS = [
-    "task", "data", "metric", "orca-search auto (40s)", "ORCA default", "no alignment",
+    "task", "data", "metric", "orca-search auto (40s)", "auto, baselines may win",
+    "ORCA default", "no alignment",
     "random body", "classical method", "classical", "1-NN", "neural seeds", "auto: per seed",
     "auto - default (seeds better / worse)", "auto: trials (short+full)", "s / default run",
     "winning configuration (seed 0)",
@@ -40,6 +41,18 @@ SEARCH_EFFICIENCY_COLUMNS = [
     "device s spent", "Spearman rho (alignment loss vs val score)",
 ]
 
+FIDELITY_COLUMNS = [
+    "task", "seed", "configurations", "fold protocol", "rho (short hold-out vs full test)",
+    "picked by short hold-out: test", "rho (short folds vs full test)",
+    "picked by short folds: test", "best test", "default's test", "s per configuration",
+]
+WINNER_FORM_COLUMNS = [
+    "task", "metric", "folds", "bag of fold models: test", "refit on all data: test",
+    "train split only: test", "refit - bag (seeds better / worse)",
+    "bag of fold models: device s", "refit on all data: device s", "train split only: device s",
+    "bag of fold models: GFLOPs", "refit on all data: GFLOPs", "train split only: GFLOPs",
+]
+
 TRIAL_PROFILE_COLUMNS = [
     "precision", "build + reference s", "align s", "refine s", "trial s",
     "refine speed-up vs fp32", "test score",
@@ -47,22 +60,31 @@ TRIAL_PROFILE_COLUMNS = [
 
 
 @pytest.mark.parametrize(
-    ("script", "extra", "columns", "n_rows"),
+    ("script", "extra", "table", "columns", "n_rows"),
     [
-        pytest.param("distance_speed", [], DISTANCE_COLUMNS, 6, id="distance_speed"),
-        pytest.param("ablation", ["--tasks", "gunpoint", "--seeds", "0"], ABLATION_COLUMNS, 1,
-                     id="ablation"),
-        pytest.param("orchestration_overhead", [], ORCHESTRATION_COLUMNS, 3,
-                     id="orchestration_overhead", marks=pytest.mark.integration),
-        pytest.param("quality", ["--tasks", "gunpoint", "--seeds", "0"], QUALITY_COLUMNS, 1,
-                     id="quality", marks=pytest.mark.integration),
-        pytest.param("search_efficiency", ["--tasks", "gunpoint"], SEARCH_EFFICIENCY_COLUMNS, 2,
-                     id="search_efficiency", marks=pytest.mark.integration),
-        pytest.param("trial_profile", [], TRIAL_PROFILE_COLUMNS, 2, id="trial_profile"),
+        pytest.param("distance_speed", [], "distance_speed", DISTANCE_COLUMNS, 6,
+                     id="distance_speed"),
+        pytest.param("ablation", ["--tasks", "gunpoint", "--seeds", "0"], "ablation",
+                     ABLATION_COLUMNS, 1, id="ablation"),
+        pytest.param("ablation", ["--winner-forms", "--tasks", "gunpoint", "--seeds", "0"],
+                     "winner_form", WINNER_FORM_COLUMNS, 1, id="winner_form"),
+        pytest.param("orchestration_overhead", [], "orchestration_overhead",
+                     ORCHESTRATION_COLUMNS, 3, id="orchestration_overhead",
+                     marks=pytest.mark.integration),
+        pytest.param("quality", ["--tasks", "gunpoint", "--seeds", "0"], "quality",
+                     QUALITY_COLUMNS, 1, id="quality", marks=pytest.mark.integration),
+        pytest.param("search_efficiency", ["--tasks", "gunpoint"], "search_efficiency",
+                     SEARCH_EFFICIENCY_COLUMNS, 2, id="search_efficiency",
+                     marks=pytest.mark.integration),
+        pytest.param("search_efficiency", ["--fidelity", "3", "--tasks", "gunpoint", "--seeds",
+                                           "0"], "search_fidelity", FIDELITY_COLUMNS, 1,
+                     id="search_fidelity"),
+        pytest.param("trial_profile", [], "trial_profile_phases", TRIAL_PROFILE_COLUMNS, 2,
+                     id="trial_profile"),
     ],
 )
 def test_smoke_run_writes_markdown_and_csv(
-    tmp_path: Path, script: str, extra: list[str], columns: list[str], n_rows: int
+    tmp_path: Path, script: str, extra: list[str], table: str, columns: list[str], n_rows: int
 ) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--smoke",
@@ -70,12 +92,11 @@ def test_smoke_run_writes_markdown_and_csv(
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    name = "trial_profile_phases" if script == "trial_profile" else script
-    with open(tmp_path / f"{name}.csv", newline="") as f:
+    with open(tmp_path / f"{table}.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and list(rows[0]) == columns
     assert len(rows) == n_rows
-    markdown = (tmp_path / f"{name}.md").read_text()
+    markdown = (tmp_path / f"{table}.md").read_text()
     assert markdown.startswith("# ") and "| " + " | ".join(columns) + " |" in markdown
     if script == "quality":  # --resume reuses every logged run and rebuilds the same table
         logged = [(tmp_path / f"{log}_runs.jsonl").read_text() for log in ("quality", "search")]
