@@ -61,7 +61,12 @@ from orca_automl.search._resume import beat, pending_retries
 from orca_automl.search._runner import FoldSpec, TrialOutcome, TrialRequest, unpack_folder
 from orca_automl.search._sessions import total_spent
 from orca_automl.search._space import SearchSpace
-from orca_automl.search._storage import StoredPredictions, StudyHandle
+from orca_automl.search._storage import (
+    StoredPredictions,
+    StudyHandle,
+    on_rows,
+    shared_validation_rows,
+)
 from orca_automl.search._validation import Validation
 from orca_automl.search._winner import WinnerDecision, decide_winner, shared_rows
 
@@ -428,17 +433,21 @@ class SearchLoop:
 
     def _ensemble(self, with_baselines: bool) -> None:
         """Greedy ensemble selection over the fully trained configurations' validation
-        (out-of-fold) predictions, recorded as an ENSEMBLE trial when it mixes two or more;
-        with baselines among the candidates it is a measurement only (not servable)."""
+        (out-of-fold) predictions, on the rows all of them predicted, recorded as an ENSEMBLE
+        trial when it mixes two or more; with baselines among the candidates it is a
+        measurement only (not servable)."""
         candidates = [r for r in sorted(self.records, key=TrialRecord.rank_key)
                       if r.state == TrialState.COMPLETE and r.result.predictions_artifact and (
                           (r.plan.stage == Stage.FULL and r.result.model_dir)
                           or (with_baselines and r.plan.stage == Stage.BASELINE))]
         stored = [(r, self.handle.predictions(r)) for r in candidates]
         usable = [(r, p) for r, p in stored if p is not None and p.test is not None]
-        if len(usable) < 2 or len({_rows_key(p) for _, p in usable}) > 1:
+        if len(usable) < 2:
             return
-        rows = usable[0][1].rows
+        rows = shared_validation_rows([p for _, p in usable])
+        if rows is not None and len(rows) == 0:
+            return
+        usable = [(r, on_rows(p, rows)) for r, p in usable]
         y = self.task.val.y if rows is None else self.task.development.y[rows]
         weights = greedy_weights([p.val for _, p in usable],
                                  lambda blend: float(self.task.score(y, blend).score))
@@ -560,8 +569,3 @@ class SearchLoop:
         if self.clock() - self._last_beat >= self.settings.heartbeat_seconds:
             beat(self.handle, self._started)
             self._last_beat = self.clock()
-
-
-def _rows_key(stored: StoredPredictions) -> bytes | None:
-    """What identifies the validation rows a trial predicted (None: the hold-out split)."""
-    return None if stored.rows is None else np.asarray(stored.rows).tobytes()

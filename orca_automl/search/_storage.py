@@ -13,8 +13,8 @@ import re
 import sqlite3
 import tempfile
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,26 @@ class StoredPredictions:
     val: np.ndarray
     rows: np.ndarray | None = None
     test: np.ndarray | None = None
+
+
+def shared_validation_rows(stored: Sequence[StoredPredictions]) -> np.ndarray | None:
+    """The development rows every one of them predicted out of fold, sorted (a bag of fewer
+    folds predicted fewer); None on the hold-out split."""
+    if any(p.rows is None for p in stored):
+        return None
+    rows = np.asarray(stored[0].rows)
+    for p in stored[1:]:
+        rows = np.intersect1d(rows, np.asarray(p.rows))
+    return np.unique(rows)
+
+
+def on_rows(stored: StoredPredictions, rows: np.ndarray | None) -> StoredPredictions:
+    """`stored` with its validation predictions restricted to `rows`, in their order."""
+    if rows is None or stored.rows is None:
+        return stored
+    order = np.argsort(stored.rows)
+    at = order[np.searchsorted(np.asarray(stored.rows)[order], rows)]
+    return replace(stored, val=np.asarray(stored.val)[at], rows=rows)
 
 
 class StudyHandle:

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from orca_automl.config import Stage
 from orca_automl.search._records import TrialRecord
-from orca_automl.search._storage import StoredPredictions
+from orca_automl.search._storage import StoredPredictions, on_rows, shared_validation_rows
 
 RULE_TEXT = (
     "the engine's default configuration (its full run) stays the winner unless a challenger's "
@@ -156,7 +156,7 @@ def shared_rows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(targets, a's predictions, b's predictions) on the validation rows both predicted:
     out-of-fold rows matched by index, or the hold-out split's rows in order."""
-    if a.rows is None or b.rows is None:
+    rows = shared_validation_rows([a, b])
+    if rows is None:
         return task.val.y, a.val, b.val
-    shared, at_a, at_b = np.intersect1d(a.rows, b.rows, return_indices=True)
-    return task.development.y[shared], a.val[at_a], b.val[at_b]
+    return task.development.y[rows], on_rows(a, rows).val, on_rows(b, rows).val

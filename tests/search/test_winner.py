@@ -20,6 +20,7 @@ from orca_automl.search import (
     TrialRecord,
     TrialResult,
     decide_winner,
+    on_rows,
     paired_bootstrap,
     run_search,
 )
@@ -164,10 +165,11 @@ def test_an_ensemble_of_the_full_runs_is_saved_and_competes_and_one_with_baselin
     handle = StudyHandle.open(url, "fake-1d", optuna.samplers.RandomSampler(0), {})
     for e in ensembles:
         assert sum(e.plan.weights) == pytest.approx(1.0)
-        blend = sum(w * handle.predictions(by_number[m]).val  # type: ignore[union-attr]
-                    for m, w in zip(e.plan.members, e.plan.weights, strict=True))
         stored = handle.predictions(e)
-        assert stored is not None and np.allclose(stored.val, blend, atol=1e-6)
+        assert stored is not None
+        blend = sum(w * on_rows(handle.predictions(by_number[m]), stored.rows).val  # type: ignore[arg-type]
+                    for m, w in zip(e.plan.members, e.plan.weights, strict=True))
+        assert np.allclose(stored.val, blend, atol=1e-6)
         assert e.val_score == pytest.approx(
             TASK.score(TASK.development.y[stored.rows], blend).score)
         assert e.cost == pytest.approx(sum(by_number[m].cost or 0.0 for m in e.plan.members))
