@@ -109,6 +109,16 @@ def _with_baselines(run: SearchResult) -> TrialRecord | None:
     return next((r for r in run.records if r.number == measured["winner"]), None)
 
 
+def describe(record: TrialRecord) -> str:
+    """A winner in a few words: its searched parameters (a full run has its source's), the
+    baseline's name, or the members of an ensemble ("stage: ..." for the last two)."""
+    if record.plan.stage == Stage.BASELINE:
+        return f"baseline: {record.plan.baseline}"
+    if record.plan.stage == Stage.ENSEMBLE:
+        return f"ensemble of trials {list(record.plan.members)}"
+    return summarize(record)
+
+
 def full_runs(run: SearchResult) -> list[tuple[float | None, float | None, float | None]]:
     """(short-trial validation score of its source, full validation, full test) per COMPLETE
     full run."""
@@ -153,7 +163,7 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
             "val": None if winner is None else winner.val_score,
             "test": None if winner is None or winner.result.test is None
             else winner.result.test.value,
-            "config": "-" if winner is None else summarize(winner),  # a full run has its source's params
+            "config": "-" if winner is None else describe(winner),
             "short": count(run, Stage.SHORT),
             "short_complete": count(run, Stage.SHORT, TrialState.COMPLETE),
             "pruned_alignment": by_alignment,
@@ -171,11 +181,7 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
             # the winner if baselines (and ensembles with them) could win: a measurement
             "baselines_test": None if with_baselines is None or with_baselines.result.test is None
             else with_baselines.result.test.value,
-            "baselines_winner": None if with_baselines is None else
-            f"{with_baselines.plan.stage}: " + (
-                with_baselines.plan.baseline or str(list(with_baselines.plan.members))
-                if with_baselines.plan.stage in (Stage.BASELINE, Stage.ENSEMBLE)
-                else summarize(with_baselines)),
+            "baselines_winner": None if with_baselines is None else describe(with_baselines),
             # per fully trained configuration: (short validation score, full val, full test),
             # for the rank correlation between short-trial scores and full-schedule test scores
             "full_runs": full_runs(run),
