@@ -72,7 +72,8 @@ from orca_automl.search import SearchOptions, run_search
 from orca_automl.tasks import load_task
 
 result = run_search(SearchOptions(task="sine_or_square", budget="40s", workers=1,
-                                  storage=sys.argv[1], search_space=sys.argv[2]))
+                                  storage=sys.argv[1], search_space=sys.argv[2],
+                                  validation="holdout"))
 task = load_task("sine_or_square")
 winner = result.winners[0]
 print(json.dumps({

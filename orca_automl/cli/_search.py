@@ -97,12 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "median stopping during refine (default); refine: median stopping only; "
                         "off: run every short trial to the end. The alignment evidence is "
                         "recorded in every mode, e.g. --pruning off")
-    p.add_argument("--validation", default="holdout", metavar="auto|holdout|cv:K[/S]",
-                   help="how configurations are scored: holdout (the task's validation split, "
-                        "default), cv:K (K-fold cross-validation of training + validation data; "
-                        "short trials run S of the folds, 2 unless given as cv:K/S; a promoted "
-                        "configuration becomes a bag of K fold models), or auto (cv:5 below "
-                        "500 samples, else holdout), e.g. --validation cv:5")
+    p.add_argument("--validation", default="auto", metavar="auto|holdout|cv:K[/S]",
+                   help="how configurations are scored: auto (default: cv:5 below 500 "
+                        "training + validation samples, else holdout), holdout (the task's "
+                        "validation split), or cv:K (K-fold cross-validation of training + "
+                        "validation data; short trials run S of the folds, 2 unless given as "
+                        "cv:K/S; a promoted configuration becomes a bag of K fold models), "
+                        "e.g. --validation cv:5")
     p.add_argument("--no-baselines", action="store_true",
                    help="do not score the field's classical method and 1-NN in the study first "
                         "(they are scored once per study, on the same validation protocol, and "

@@ -74,7 +74,7 @@ class SearchOptions:
     task's); address: a Ray cluster to join (None: start Ray here); gpus_per_trial: None means
     1 for a GPU budget, else 0; top_k: None means the space's promotion.top_k; new_study: start
     `<study>-2`, ... instead of refusing a study made for other data or another space;
-    validation: "holdout", "auto", "cv:K" or "cv:K/S" (see `parse_validation`); baselines:
+    validation: "auto", "holdout", "cv:K" or "cv:K/S" (see `parse_validation`); baselines:
     score the field's classical method and 1-NN in the study first (on the budget); ensemble:
     select a weighted ensemble of the fully trained configurations (a winner candidate);
     ensemble_baselines: also record one that may use the baselines, and the winner the rule
@@ -97,7 +97,7 @@ class SearchOptions:
     pruning: str = "all"
     new_study: bool = False
     debug: bool = False
-    validation: str = "holdout"
+    validation: str = "auto"
     baselines: bool = True
     ensemble: bool = True
     ensemble_baselines: bool = False

@@ -351,13 +351,15 @@ def simulated_execution(clock: FakeClock):  # type: ignore[no-untyped-def]
 def options(**overrides: Any) -> SearchOptions:
     """The search's options with test defaults."""
     defaults: dict[str, Any] = {"task": "fake-1d", "budget": "60s",
-                                "search_space": str(SPACES / "tiny.yaml")}
+                                "search_space": str(SPACES / "tiny.yaml"),
+                                "validation": "holdout"}  # the tests of folds ask for them
     return SearchOptions(**{**defaults, **overrides})
 
 
 def args(**overrides: Any) -> argparse.Namespace:
     """Parsed `orca-search` arguments with test defaults."""
-    argv = ["--task", "fake-1d", "--budget", "60s", "--search-space", str(SPACES / "tiny.yaml")]
+    argv = ["--task", "fake-1d", "--budget", "60s", "--search-space", str(SPACES / "tiny.yaml"),
+            "--validation", "holdout"]
     for key, value in overrides.items():
         flag = "--" + key.replace("_", "-")
         if value is True:

@@ -308,3 +308,11 @@ def test_on_equal_scores_the_engine_default_is_promoted_and_wins(tmp_path: Path)
     assert full[0].user_attrs["engine_default"] is True
     records = [TrialRecord.from_frozen(t) for t in study.trials]
     assert Snapshot.of(records, 0.0, 1.0, 0, "done").best.plan.engine_default
+
+
+def test_small_data_is_cross_validated_unless_asked_otherwise() -> None:
+    from orca_automl.search import SearchOptions
+
+    parsed = build_parser().parse_args(["--task", "gunpoint", "--budget", "10cpu-minutes"])
+    assert parsed.validation == "auto"
+    assert SearchOptions(task="gunpoint", budget="10cpu-minutes").validation == "auto"

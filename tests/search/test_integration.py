@@ -78,7 +78,7 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(tmp_p
     db = tmp_path / "study.db"
     command = [sys.executable, "-m", "tests.search.fake_cli", "--task", "fake-1d", "--budget", "24s",
                "--workers", "2", "--storage", f"sqlite:///{db}", "--search-space",
-               str(SPACES / "tiny.yaml")]
+               str(SPACES / "tiny.yaml"), "--validation", "holdout"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, start_new_session=True)
