@@ -14,14 +14,21 @@ from _runs import RunLog
 from optuna.trial import TrialState
 from scipy import stats
 
+from orca_automl.config import OrcaConfig
 from orca_automl.search import (
+    CycleRunner,
+    FoldSpec,
     PruneKind,
     SearchOptions,
     SearchResult,
     Stage,
     StudyKey,
+    TrialOutcome,
     TrialRecord,
+    TrialRequest,
+    Validation,
     alignment_group,
+    execute_trial,
     resolve_space,
     run_search,
     summarize,
@@ -46,6 +53,13 @@ params:
 #: Tiny schedules for one configuration, so that a --smoke benchmark run takes seconds.
 SMOKE_OVERRIDES = {"align.steps": 2, "refine.steps": 4, "refine.eval_every": 2,
                    "align.source_samples": 100}
+
+
+def fold_runs(runner: CycleRunner, task: Any, config: OrcaConfig, validation: Validation,
+              stage: Stage) -> list[TrialOutcome]:
+    """One configuration's runs on the folds `validation` gives `stage`, in this process."""
+    return [execute_trial(runner, TrialRequest(0, stage, config, fold=FoldSpec(
+        i, validation.folds, validation.seed)), task) for i in validation.folds_of(stage)]
 
 
 def smoke_space(folder: Path) -> str:

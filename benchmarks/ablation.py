@@ -28,14 +28,13 @@ from typing import Any
 
 from _report import OUT_DIR, paired_difference, summary, write_report
 from _runs import RunLog
-from _searching import SMOKE_OVERRIDES
+from _searching import SMOKE_OVERRIDES, fold_runs
 
 from orca_automl.baselines import fit_baseline
 from orca_automl.config import OrcaConfig, Stage
 from orca_automl.cycle import evaluate, run_cycle
 from orca_automl.search import (
     CycleRunner,
-    FoldSpec,
     TrialRequest,
     Validation,
     combine_runs,
@@ -163,8 +162,7 @@ FORMS = {"bag": "bag of fold models", "refit": "refit on all data", "single": "t
 def serve_forms(task: Task, cfg: OrcaConfig, validation: Validation) -> dict[str, Any]:
     """Test score, device seconds and inference cost of each form, for one task and seed."""
     runner = CycleRunner()
-    folds = [execute_trial(runner, TrialRequest(0, Stage.FULL, cfg, fold=FoldSpec(
-        i, validation.folds, validation.seed)), task) for i in validation.folds_of(Stage.FULL)]
+    folds = fold_runs(runner, task, cfg, validation, Stage.FULL)
     refit = execute_trial(runner, TrialRequest(0, Stage.FULL, cfg, refit=True), task)
     single = execute_trial(runner, TrialRequest(0, Stage.FULL, cfg), task)
     bag = combine_runs(folds, task).result

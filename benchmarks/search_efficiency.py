@@ -42,14 +42,13 @@ from typing import Any
 import optuna
 from _report import OUT_DIR, summary, write_report  # benchmarks/ is on sys.path as a script
 from _runs import RunLog
-from _searching import SMOKE_OVERRIDES, logged_search, smoke_space
+from _searching import SMOKE_OVERRIDES, fold_runs, logged_search, smoke_space
 from scipy import stats
 
 from orca_automl.config import OrcaConfig, Stage
 from orca_automl.errors import OrcaInputError
 from orca_automl.search import (
     CycleRunner,
-    FoldSpec,
     TrialRequest,
     Validation,
     combine_runs,
@@ -204,8 +203,7 @@ def short_and_full(task: Task, config: OrcaConfig, validation: Validation,
     runner = CycleRunner()
     start = time.perf_counter()
     holdout = execute_trial(runner, TrialRequest(0, Stage.SHORT, config), task)
-    folds = [execute_trial(runner, TrialRequest(0, Stage.SHORT, config, fold=FoldSpec(
-        i, validation.folds, validation.seed)), task) for i in validation.folds_of(Stage.SHORT)]
+    folds = fold_runs(runner, task, config, validation, Stage.SHORT)
     full = execute_trial(runner, TrialRequest(0, Stage.FULL, config), task)
     folded = combine_runs(folds, task).result if folds else holdout.result
     return {

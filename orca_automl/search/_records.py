@@ -185,6 +185,12 @@ class TrialRecord:
         return self.state.is_finished()
 
     @property
+    def servable(self) -> bool:
+        """A COMPLETE full run or ensemble with a saved model folder `orca-predict` serves."""
+        return (self.state == TrialState.COMPLETE and self.plan.stage in (Stage.FULL, Stage.ENSEMBLE)
+                and bool(self.result.model_dir))
+
+    @property
     def val_score(self) -> float | None:
         """The first objective (COMPLETE trials only)."""
         return self.values[0] if self.values else None

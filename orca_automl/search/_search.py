@@ -125,10 +125,7 @@ class SearchResult:
     def winners(self) -> list[TrialRecord]:
         """Saved models (fully trained trials and ensembles of them): the winner first (see
         `WinnerDecision`), then the others by validation score (`TrialRecord.rank_key`)."""
-        full = sorted((r for r in self.records
-                       if r.plan.stage in (Stage.FULL, Stage.ENSEMBLE)
-                       and r.state == TrialState.COMPLETE and r.result.model_dir),
-                      key=TrialRecord.rank_key)
+        full = sorted((r for r in self.records if r.servable), key=TrialRecord.rank_key)
         winner = self.decision.winner if self.decision else None
         return sorted(full, key=lambda r: r.number != winner)
 

@@ -15,6 +15,7 @@ import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -199,10 +200,7 @@ def shared_validation_rows(stored: Sequence[StoredPredictions]) -> np.ndarray | 
     folds predicted fewer); None on the hold-out split."""
     if any(p.rows is None for p in stored):
         return None
-    rows = np.asarray(stored[0].rows)
-    for p in stored[1:]:
-        rows = np.intersect1d(rows, np.asarray(p.rows))
-    return np.unique(rows)
+    return np.unique(reduce(np.intersect1d, [np.asarray(p.rows) for p in stored]))
 
 
 def on_rows(stored: StoredPredictions, rows: np.ndarray | None) -> StoredPredictions:

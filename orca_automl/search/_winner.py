@@ -112,10 +112,11 @@ def decide_winner(
     baselines and the ensembles that use them compete too: a measurement of what allowing them
     would hand the user (the search cannot save them as models).
     """
-    full = sorted((r for r in records if r.state == TrialState.COMPLETE and (
-                       r.plan.stage in (Stage.FULL, Stage.ENSEMBLE) and r.result.model_dir
-                       or not servable_only and r.result.predictions_artifact
-                       and r.plan.stage in (Stage.BASELINE, Stage.ENSEMBLE))),
+    def measured(r: TrialRecord) -> bool:  # a baseline, or an ensemble that uses one
+        return (r.state == TrialState.COMPLETE and r.result.predictions_artifact is not None
+                and r.plan.stage in (Stage.BASELINE, Stage.ENSEMBLE))
+
+    full = sorted((r for r in records if r.servable or not servable_only and measured(r)),
                   key=TrialRecord.rank_key)
     if not full:
         return None
