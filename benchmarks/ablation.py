@@ -159,8 +159,7 @@ def winner_forms(args: argparse.Namespace) -> None:
             "with the checkpoint chosen on the validation split (`orca-train`). GFLOPs: "
             "inference cost per sample (a bag runs all K models). A task the protocol holds "
             "out (digits under auto: over 500 samples) has no bag and is skipped. Every run "
-            "is logged in "
-            "winner_form_runs.jsonl beside this table; --resume reuses them.")
+            "is logged in winner_form_runs.jsonl beside this table; --resume reuses them.")
 
 
 #: The forms compared, and their column labels.

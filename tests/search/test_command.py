@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from orca_automl.cli import Progress, build_parser, run_command, search_command, search_main
-from orca_automl.search import Snapshot, TrialRecord, redact_url
+from orca_automl.search import SearchOptions, Snapshot, TrialRecord, redact_url
 from tests.search.fakes import (
     SPACES,
     FakeClock,
@@ -311,8 +311,6 @@ def test_on_equal_scores_the_engine_default_is_promoted_and_wins(tmp_path: Path)
 
 
 def test_small_data_is_cross_validated_unless_asked_otherwise() -> None:
-    from orca_automl.search import SearchOptions
-
     parsed = build_parser().parse_args(["--task", "gunpoint", "--budget", "10cpu-minutes"])
     assert parsed.validation == "auto"
     assert SearchOptions(task="gunpoint", budget="10cpu-minutes").validation == "auto"
