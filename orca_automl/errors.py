@@ -10,3 +10,9 @@ from __future__ import annotations
 
 class OrcaInputError(ValueError):
     """Bad input: the message names what is wrong and how to fix it."""
+
+
+class OrcaStorageLost(RuntimeError):
+    """The study's database went away mid-search for longer than the driver waits for it: the
+    study keeps every finished trial, and the same command resumes it. The CLI prints the
+    message as one line and exits with code 1."""

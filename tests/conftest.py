@@ -1,10 +1,18 @@
 """Shared fixtures: a tiny BERT saved to disk (loaded through the real `from_pretrained`
-path), a tiny timm checkpoint, and a private cache folder for reference features."""
+path), a tiny timm checkpoint, a private cache folder for reference features, and study
+storages: SQLite, and PostgreSQL when a server is given.
+
+PostgreSQL tests need `ORCA_AUTOML_TEST_POSTGRES` (the URL of a role that may create databases;
+`eval "$(bash scripts/postgres.sh start)"` starts a throwaway server and sets it). Without it
+they skip and say why; with `ORCA_AUTOML_REQUIRE_POSTGRES=1` (as `.ci/run` sets) they fail.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +26,69 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["ORCA_AUTOML_CACHE"] = str(tmp_path_factory.mktemp("orca-cache"))
+
+
+POSTGRES_ENV = "ORCA_AUTOML_TEST_POSTGRES"
+REQUIRE_POSTGRES_ENV = "ORCA_AUTOML_REQUIRE_POSTGRES"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of the test PostgreSQL server's admin role; skips (or fails, when required)
+    without a server."""
+    import sqlalchemy
+
+    url = os.environ.get(POSTGRES_ENV)
+    required = os.environ.get(REQUIRE_POSTGRES_ENV) == "1"
+    if not url:
+        reason = (f"PostgreSQL tests need a server: run `eval \"$(bash scripts/postgres.sh "
+                  f"start)\"` (sets {POSTGRES_ENV}) first")
+        if required:
+            pytest.fail(f"{REQUIRE_POSTGRES_ENV}=1 but {POSTGRES_ENV} is not set: {reason}")
+        pytest.skip(reason)
+    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # given but not there: always a failure
+        shown = sqlalchemy.make_url(url).render_as_string(hide_password=True)
+        pytest.fail(f"the PostgreSQL server at {shown} is not reachable: {type(exc).__name__}")
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    import sqlalchemy
+
+    name = f"orca_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(postgres_server, isolation_level="AUTOCOMMIT",
+                                     poolclass=sqlalchemy.pool.NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sqlalchemy.make_url(postgres_server).set(database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh study storage of each kind: an SQLite file, and a PostgreSQL database. The test
+    runs in tmp_path, where a server database's study folder (./studies/<study>/) goes; Ray
+    workers it starts there still import the tests' fakes through PYTHONPATH."""
+    monkeypatch.chdir(tmp_path)
+    root = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/study.db"
+    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture(scope="session")

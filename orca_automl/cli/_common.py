@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from orca_automl.errors import OrcaInputError
+from orca_automl.errors import OrcaInputError, OrcaStorageLost
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,6 +34,9 @@ def run_command(name: str, body: Callable[[argparse.Namespace], int], args: argp
     except OrcaInputError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
+    except OrcaStorageLost as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130

@@ -43,6 +43,7 @@ from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError
 from orca_automl.search._budget import BudgetLedger
 from orca_automl.search._callbacks import SearchCallback, Snapshot
+from orca_automl.search._driver_lock import DriverLock, NoLock
 from orca_automl.search._ensemble import greedy_weights
 from orca_automl.search._executor import Executor
 from orca_automl.search._folds import CombinedRuns, combine_runs
@@ -125,6 +126,17 @@ class _Running:
         return math.fsum(o.result.device_seconds for o in self.outcomes)
 
 
+#: Temporary folders a save writes in the winners folder before renaming them into place.
+PARTIAL_PREFIX = ".partial-"
+
+
+def remove_partial(winners_dir: Path) -> None:
+    """Remove what saves of a killed driver left half-written (call while holding the study's
+    driver lock: no other save can be under way)."""
+    for leftover in winners_dir.glob(PARTIAL_PREFIX + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 class SearchLoop:
     """Runs one budget session of a study to the end.
 
@@ -148,8 +160,10 @@ class SearchLoop:
         refine_pruner: RefineMedianPruner | None = None,
         fold_pruner: FoldPruner | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lock: DriverLock | None = None,
     ) -> None:
         self.handle = handle
+        self.lock = lock or NoLock()
         self.task = task
         self.save_ensemble = save_ensemble
         self.space = space
@@ -417,14 +431,17 @@ class SearchLoop:
         self.callback.on_trial_end(record)
 
     def _save_winner(self, number: int, combined: CombinedRuns) -> Path:
-        """The trial's saved model folder: its model, or the bag of its fold models."""
+        """The trial's saved model folder: its model, or the bag of its fold models. Either is
+        written beside its place and renamed into it when whole, so a driver killed while saving
+        leaves no half-written winner (only a hidden temporary folder, see `remove_partial`)."""
         folder = self.settings.winners_dir / f"trial-{number}"
         if folder.exists():
             shutil.rmtree(folder)
         self.settings.winners_dir.mkdir(parents=True, exist_ok=True)
         if len(combined.archives) == 1:
-            return unpack_folder(combined.archives[0], folder)
-        with tempfile.TemporaryDirectory(prefix="orca-bag-", dir=self.settings.winners_dir) as tmp:
+            with tempfile.TemporaryDirectory(prefix=PARTIAL_PREFIX, dir=self.settings.winners_dir) as tmp:
+                return unpack_folder(combined.archives[0], Path(tmp) / "model").rename(folder)
+        with tempfile.TemporaryDirectory(prefix=PARTIAL_PREFIX, dir=self.settings.winners_dir) as tmp:
             members = [unpack_folder(a, Path(tmp) / f"fold-{i}")
                        for i, a in enumerate(combined.archives)]
             result = combined.result
@@ -567,5 +584,6 @@ class SearchLoop:
 
     def _beat(self) -> None:
         if self.clock() - self._last_beat >= self.settings.heartbeat_seconds:
+            self.lock.check()
             beat(self.handle, self._started)
             self._last_beat = self.clock()

@@ -1,7 +1,8 @@
 """Resuming a study: refuse what must not be resumed, and repair what a killed run left.
 
-A study is resumed only by the same task data and search space, and never while another live
-orca-search drives it; each driver records a heartbeat on the study so the next one can tell.
+A study is resumed only by the same task data, search space and validation protocol (and by one
+driver at a time: `_driver_lock`); each driver records a heartbeat on the study, which names it
+to a refused second driver and dates a killed driver's last sign of life.
 Optuna's heartbeat does not cover ask/tell, so trials a killed run left RUNNING are marked FAIL
 here, charged the device time they had used up to the killed driver's last heartbeat, and the
 short ones are queued for a retry.
@@ -22,9 +23,6 @@ from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError
 from orca_automl.search._records import RunLog, StudyKey, TrialRecord, TrialResult
 from orca_automl.search._storage import DIRECTIONS, ExistingStudies, StudyHandle
-
-#: A driver whose heartbeat is older than this (on another host) is taken as dead.
-STALE_DRIVER_SECONDS = 120.0
 
 
 def check_resumable(
@@ -56,7 +54,6 @@ def check_resumable(
             f"study {study_name!r} was scored with validation {_protocol(old_validation)}, not "
             f"{_protocol(validation)}: scores would not compare; give that --validation, or {hint}"
         )
-    _check_no_live_driver(study_name, attrs.get(StudyKey.DRIVER))
 
 
 #: What studies made before validation protocols were recorded used.
@@ -67,32 +64,6 @@ def _protocol(attr: Mapping[str, Any]) -> str:
     if attr.get("kind") != "cv":
         return "holdout"
     return f"cv:{attr.get('folds')}/{attr.get('short_folds')} (seed {attr.get('seed')})"
-
-
-def _check_no_live_driver(study_name: str, driver: Any) -> None:
-    if not isinstance(driver, dict) or driver.get("finished"):
-        return
-    pid, host = int(driver.get("pid", -1)), str(driver.get("host", ""))
-    age = time.time() - float(driver.get("heartbeat", 0.0))
-    if host == socket.gethostname():
-        alive = pid != os.getpid() and _pid_alive(pid)
-    else:
-        alive = age < STALE_DRIVER_SECONDS
-    if alive:
-        raise OrcaInputError(
-            f"study {study_name!r} is being run by orca-search (pid {pid} on {host}, heartbeat "
-            f"{age:.0f}s ago): wait for it to finish or use another --study"
-        )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def fresh_study_name(existing: ExistingStudies, name: str) -> str:

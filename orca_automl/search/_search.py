@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -21,19 +22,22 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 from orca_automl.config import Stage
-from orca_automl.errors import OrcaInputError
+from orca_automl.errors import OrcaInputError, OrcaStorageLost
 from orca_automl.registry import plugin_modules, script_entries
 from orca_automl.search._baselines import score_baselines
 from orca_automl.search._budget import Budget, BudgetLedger, parse_budget
 from orca_automl.search._callbacks import Resumed, SearchCallback, SearchStart
+from orca_automl.search._driver_lock import DriverLock, driver_lock
 from orca_automl.search._executor import ExecutionPlan, Executor, check_resources, ray_execution
-from orca_automl.search._loop import LoopSettings, SearchLoop
+from orca_automl.search._loop import LoopSettings, SearchLoop, remove_partial
 from orca_automl.search._pruning import PRUNING_MODES, pruners
 from orca_automl.search._records import StudyKey, TrialRecord
 from orca_automl.search._resume import (
+    beat,
     check_resumable,
     fresh_study_name,
     last_heartbeat,
@@ -48,7 +52,9 @@ from orca_automl.search._storage import (
     StudyHandle,
     check_storage_url,
     default_storage_url,
+    lost_connection,
     read_existing,
+    redact_url,
     study_folder,
 )
 from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
@@ -161,8 +167,31 @@ def run_search(
     callback = callback or SearchCallback()
     toolkit = toolkit or cycle_toolkit()
     c = _check_input(options, toolkit)
-    callback.on_start(SearchStart(c.task, c.study_name, c.url, c.space, c.budget, options.workers,
-                                  c.validation))
+    with driver_lock(c.url, c.study_name, c.folder) as lock:
+        callback.on_start(SearchStart(c.task, c.study_name, c.url, c.space, c.budget,
+                                      options.workers, c.validation))
+        try:
+            records, decision = _run_session(options, c, toolkit, execution, callback, lock)
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as exc:
+            if not lost_connection(exc):
+                raise
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
+            raise OrcaStorageLost(
+                f"lost the study's database {redact_url(c.url)} ({reason}): every finished "
+                "trial is kept; run the same command again to resume"
+            ) from exc
+    result = SearchResult(c.study_name, c.url, c.folder / "winners", records, decision)
+    callback.on_end(result)
+    return result
+
+
+def _run_session(
+    options: SearchOptions, c: _Checked, toolkit: Toolkit, execution: Execution,
+    callback: SearchCallback, lock: DriverLock,
+) -> tuple[list[TrialRecord], WinnerDecision | None]:
+    """Start Ray, open the study, repair what a killed run left, score the baselines, and run
+    the loop: the session, under the study's driver lock."""
     with execution(c.plan, toolkit.runner, c.task) as executor:
         handle = StudyHandle.open(c.url, c.study_name, _sampler(options.sampler, options.seed), {
             StudyKey.TASK: c.task.name,
@@ -172,6 +201,8 @@ def run_search(
             StudyKey.VALIDATION: c.validation.to_attr(),
             StudyKey.WINNERS_FOLDER: str(c.folder / "winners"),
         }, artifacts=c.folder / "artifacts")
+        beat(handle, time.time())  # names this driver to a second one at once
+        remove_partial(c.folder / "winners")
         if not handle.records():  # a fresh study starts from the engine's defaults
             handle.study.enqueue_trial(c.space.engine_defaults(engine_choices(c.task.modality)),
                                        skip_if_exists=True)
@@ -208,13 +239,12 @@ def run_search(
             c.task,
             toolkit.save_ensemble,
             *pruners(options.pruning),
+            lock=lock,
         )
         records = loop.run()
         end_session(handle, session)
         release(handle)
-    result = SearchResult(c.study_name, c.url, c.folder / "winners", records, loop.decision)
-    callback.on_end(result)
-    return result
+    return records, loop.decision
 
 
 def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:

@@ -12,6 +12,7 @@ import os
 import re
 import sqlite3
 import tempfile
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -127,12 +128,41 @@ def _check_reachable(parsed: URL) -> None:
         engine.dispose()
 
 
+#: How long a driver keeps trying to reconnect to a database server that went away (a restart,
+#: a failover) before the search stops with one line; the study is intact either way.
+RECONNECT_SECONDS = 120.0
+
+
 def _engine_kwargs(url: str) -> dict[str, Any]:
+    """Engine options for a search that runs for hours: SQLite in WAL mode; a server database
+    with every pooled connection checked before use (a restarted server's stale connections are
+    replaced, not used), connections recycled hourly, and new connections retried while the
+    server is away, so a search rides through a server restart between two storage calls."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = str(Path(parsed.database or "").absolute())
         return {"creator": lambda: _sqlite_connection(path)}
-    return {"pool_pre_ping": True}
+    dialect = sqlalchemy.create_engine(parsed).dialect  # creates no connection
+    cargs, cparams = dialect.create_connect_args(parsed)
+
+    def connect() -> Any:
+        return _retrying(lambda: dialect.connect(*cargs, **cparams), dialect.loaded_dbapi.OperationalError)
+
+    return {"creator": connect, "pool_pre_ping": True, "pool_recycle": 3600}
+
+
+def _retrying(connect: Any, transient: type[Exception], seconds: float | None = None) -> Any:
+    """`connect()`, retried with a growing pause while it fails with `transient`."""
+    deadline = time.monotonic() + (RECONNECT_SECONDS if seconds is None else seconds)
+    pause = 0.5
+    while True:
+        try:
+            return connect()
+        except transient:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 5.0)
 
 
 def _sqlite_connection(path: str) -> sqlite3.Connection:
@@ -143,6 +173,13 @@ def _sqlite_connection(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     return connection
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether `exc` (raised by a storage call) means the database server went away."""
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+    return isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError) or (
+        isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated)
 
 
 @dataclass(frozen=True)

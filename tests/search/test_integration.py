@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,26 +16,26 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
-from orca_automl.search import Stage, TrialRecord, run_search
+from orca_automl.search import Stage, TrialRecord, run_search, study_folder
 from tests.search.fakes import SPACES, FakeRunner, fake_toolkit, options
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _records(db: Path, name: str = "fake-1d") -> list[TrialRecord]:
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+def _records(url: str, name: str = "fake-1d") -> list[TrialRecord]:
+    study = optuna.load_study(study_name=name, storage=url)
     return [TrialRecord.from_frozen(t) for t in study.trials]
 
 
-def test_a_tiny_search_through_ray_with_two_workers(tmp_path: Path) -> None:
-    db = tmp_path / "study.db"
+def test_a_tiny_search_through_ray_with_two_workers(storage_url: str) -> None:
     runner = FakeRunner(real_sleep=0.3)
-    result = run_search(options(budget="16s", workers=2, storage=f"sqlite:///{db}"),
+    result = run_search(options(budget="16s", workers=2, storage=storage_url),
                         toolkit=fake_toolkit(runner))
-    records = _records(db)
+    records = _records(storage_url)
     assert [r.number for r in result.records] == [r.number for r in records]
     assert {r.state for r in records} <= {TrialState.COMPLETE, TrialState.PRUNED}
     full = [r for r in records if r.plan.stage == Stage.FULL]
@@ -44,20 +43,30 @@ def test_a_tiny_search_through_ray_with_two_workers(tmp_path: Path) -> None:
     spent = sum(r.result.device_seconds for r in records)
     longest = sorted((r.result.device_seconds for r in records), reverse=True)[:2]
     assert 0 < spent <= 16.0 + sum(longest)
-    trials = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{db}").trials
+    trials = optuna.load_study(study_name="fake-1d", storage=storage_url).trials
     spans = sorted((t.datetime_start, t.datetime_complete) for t in trials
                    if t.datetime_start and t.datetime_complete)
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))  # two ran at once
-    assert (tmp_path / "fake-1d" / "ray").is_dir()  # Ray's files under the study's folder
+    assert (study_folder(storage_url, "fake-1d") / "ray").is_dir()  # Ray's files there
     assert result.winners and all(w.result.test is not None for w in result.winners)
 
 
-def _count(db: Path, state: str) -> int:
+def _count(url: str, state: str) -> int:
+    """Trials in `state`, read without writing (an SQLite file is opened read-only)."""
+    parsed = sqlalchemy.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        parsed = parsed.set(database=f"file:{parsed.database}?mode=ro", query={"uri": "true"})
+    engine = sqlalchemy.create_engine(parsed, poolclass=sqlalchemy.pool.NullPool)
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
-            return connection.execute("SELECT COUNT(*) FROM trials WHERE state = ?", (state,)).fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql(
+                f"SELECT COUNT(*) FROM trials WHERE state = '{state}'").scalar() or 0)
+    except sqlalchemy.exc.OperationalError:  # not created yet
         return 0
+    except sqlalchemy.exc.ProgrammingError:  # PostgreSQL: no trials table yet
+        return 0
+    finally:
+        engine.dispose()
 
 
 def _orphans_in(folder: Path) -> list[int]:
@@ -74,29 +83,31 @@ def _orphans_in(folder: Path) -> list[int]:
     return found
 
 
-def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(tmp_path: Path) -> None:
-    db = tmp_path / "study.db"
+def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(
+    tmp_path: Path, storage_url: str
+) -> None:
+    url = storage_url
     command = [sys.executable, "-m", "tests.search.fake_cli", "--task", "fake-1d", "--budget", "24s",
-               "--workers", "2", "--storage", f"sqlite:///{db}", "--search-space",
+               "--workers", "2", "--storage", url, "--search-space",
                str(SPACES / "tiny.yaml"), "--validation", "holdout"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while _count(db, "COMPLETE") + _count(db, "PRUNED") < 3 or _count(db, "RUNNING") == 0:
+        while _count(url, "COMPLETE") + _count(url, "PRUNED") < 3 or _count(url, "RUNNING") == 0:
             assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
             assert time.monotonic() < deadline, "the first run never got going"
             time.sleep(0.2)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
-        before = {r.number: r for r in _records(db)}
+        before = {r.number: r for r in _records(url)}
         interrupted = {n for n, r in before.items() if r.state == TrialState.RUNNING}
         assert interrupted
-        (killed_session,) = (tmp_path / "fake-1d" / "ray").glob("session_2*")
+        (killed_session,) = (study_folder(url, "fake-1d") / "ray").glob("session_2*")
         assert _orphans_in(killed_session)  # Ray helpers outlive their SIGKILLed driver ...
 
-        second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+        second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                                 timeout=240, start_new_session=True)
         assert second.returncode == 0, second.stderr
         assert not _orphans_in(killed_session)  # ... until the rerun ends them
@@ -104,7 +115,7 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(tmp_p
         with contextlib.suppress(ProcessLookupError):
             os.killpg(first.pid, signal.SIGKILL)
     assert "resumed:" in second.stdout
-    after = _records(db)
+    after = _records(url)
     by_number = {r.number: r for r in after}
     for n, r in before.items():
         if r.finished:  # no finished trial lost or changed
@@ -115,7 +126,7 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(tmp_p
         assert by_number[n].state == TrialState.FAIL and by_number[n].result.interrupted
         if by_number[n].plan.stage == Stage.SHORT:
             assert sum(r.plan.retry_of == n for r in after) == 1
-    study = optuna.load_study(study_name="fake-1d", storage=f"sqlite:///{db}")
+    study = optuna.load_study(study_name="fake-1d", storage=url)
     assert study.user_attrs["device_seconds_spent"] == pytest.approx(sum(r.result.device_seconds for r in after))
     assert [s["finished"] for s in study.user_attrs["sessions"]] == [True]
     assert not any(r.state == TrialState.RUNNING for r in after)
@@ -163,7 +174,7 @@ def test_the_real_cycle_through_ray_on_a_tiny_model(  # type: ignore[no-untyped-
     result = run_search(options(task="toy", budget=budget, workers=1, storage=f"sqlite:///{db}",
                                 search_space=str(space), validation=validation), toolkit=toolkit)
     assert result.decision is not None
-    records = _records(db, "toy-classification")
+    records = _records(f"sqlite:///{db}", "toy-classification")
     assert not any(r.state in (TrialState.FAIL, TrialState.RUNNING) for r in records), [r.result.error for r in records]
     short = [r for r in records if r.plan.stage == Stage.SHORT and r.state == TrialState.COMPLETE]
     assert short and all(r.result.device_seconds > 0 and r.cost and r.cost > 0 for r in short)

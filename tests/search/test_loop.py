@@ -34,12 +34,17 @@ def _run(tmp_path: Path, clock: FakeClock, runner: FakeRunner, executor_type: ty
     return search_records(tmp_path, clock, runner, executor_type, **flags)
 
 
-def _study(tmp_path: Path, name: str = "fake-1d") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/study.db")
+def _url(tmp_path: Path) -> str:
+    """Where `search_records` keeps the study unless told otherwise."""
+    return f"sqlite:///{tmp_path}/study.db"
 
 
-def _records(tmp_path: Path, name: str = "fake-1d") -> list[TrialRecord]:
-    return [TrialRecord.from_frozen(t) for t in _study(tmp_path, name).trials]
+def _study(url: str, name: str = "fake-1d") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def _records(url: str, name: str = "fake-1d") -> list[TrialRecord]:
+    return [TrialRecord.from_frozen(t) for t in _study(url, name).trials]
 
 
 def _longest(records: list[TrialRecord], n: int) -> float:
@@ -50,7 +55,7 @@ def test_a_session_prunes_promotes_and_keeps_to_the_budget(tmp_path: Path) -> No
     clock = FakeClock()
     runner = FakeRunner(clock)
     records = _run(tmp_path, clock, runner, budget="120s")
-    study = _study(tmp_path)
+    study = _study(_url(tmp_path))
     states = {r.state for r in records}
     assert {TrialState.COMPLETE, TrialState.PRUNED} <= states
     assert TrialState.RUNNING not in states
@@ -125,18 +130,18 @@ class _KillInPromotion(SimulatedExecutor):
 
 @pytest.mark.parametrize("killer", [_KillInSearch, _KillInPromotion])
 def test_resume_after_a_kill_loses_nothing_and_counts_nothing_twice(
-    tmp_path: Path, killer: type[SimulatedExecutor]
+    tmp_path: Path, killer: type[SimulatedExecutor], storage_url: str
 ) -> None:
     clock = FakeClock()
     runner = FakeRunner(clock)
     with pytest.raises(Killed):
-        _run(tmp_path, clock, runner, executor_type=killer, budget="60s")
-    before = {r.number: r for r in _records(tmp_path)}
+        _run(tmp_path, clock, runner, executor_type=killer, budget="60s", storage=storage_url)
+    before = {r.number: r for r in _records(storage_url)}
     running = {n for n, r in before.items() if r.state == TrialState.RUNNING}
     assert running  # the kill left trials RUNNING
-    assert not _study(tmp_path).user_attrs["sessions"][-1]["finished"]
+    assert not _study(storage_url).user_attrs["sessions"][-1]["finished"]
 
-    after_records = _run(tmp_path, clock, runner, budget="60s")
+    after_records = _run(tmp_path, clock, runner, budget="60s", storage=storage_url)
     after = {r.number: r for r in after_records}
     for n, r in before.items():  # finished trials are kept as they were
         if r.finished:
@@ -148,7 +153,7 @@ def test_resume_after_a_kill_loses_nothing_and_counts_nothing_twice(
         if after[n].plan.stage == Stage.SHORT:  # retried exactly once, with the same parameters
             retries = [r for r in after_records if r.plan.retry_of == n]
             assert len(retries) == 1 and retries[0].params == after[n].params
-    study = _study(tmp_path)
+    study = _study(storage_url)
     sessions = study.user_attrs["sessions"]
     assert len(sessions) == 1 and sessions[0]["finished"]  # the same budget session, resumed
     spent = sum(r.result.device_seconds for r in after_records)
@@ -178,26 +183,28 @@ class _KillAtOnce(SimulatedExecutor):
         raise Killed()
 
 
-def test_a_retried_default_is_still_the_default(tmp_path: Path) -> None:
+def test_a_retried_default_is_still_the_default(tmp_path: Path, storage_url: str) -> None:
     clock = FakeClock()
     runner = FakeRunner(clock)
     with pytest.raises(Killed):
-        _run(tmp_path, clock, runner, executor_type=_KillAtOnce, budget="60s")
-    records = _run(tmp_path, clock, runner, budget="60s")
-    default = _study(tmp_path).user_attrs["engine_default_trial"]
+        _run(tmp_path, clock, runner, executor_type=_KillAtOnce, budget="60s", storage=storage_url)
+    records = _run(tmp_path, clock, runner, budget="60s", storage=storage_url)
+    default = _study(storage_url).user_attrs["engine_default_trial"]
     retries = [r for r in records if r.plan.retry_of == default]
     assert len(retries) == 1 and retries[0].plan.engine_default
     assert retries[0].state == TrialState.COMPLETE
     _assert_default_lineage_marked(records, default)
 
 
-def test_the_same_command_again_adds_a_session_without_double_promotion(tmp_path: Path) -> None:
+def test_the_same_command_again_adds_a_session_without_double_promotion(
+    tmp_path: Path, storage_url: str
+) -> None:
     clock = FakeClock()
     runner = FakeRunner(clock)
-    first = _run(tmp_path, clock, runner, budget="40s")
-    second = _run(tmp_path, clock, runner, budget="40s")
+    first = _run(tmp_path, clock, runner, budget="40s", storage=storage_url)
+    second = _run(tmp_path, clock, runner, budget="40s", storage=storage_url)
     assert len(second) > len(first)
-    sessions = _study(tmp_path).user_attrs["sessions"]
+    sessions = _study(storage_url).user_attrs["sessions"]
     assert [s["finished"] for s in sessions] == [True, True]
     assert {r.plan.session for r in second} == {0, 1}
     configs = [json.dumps(r.plan.config.to_dict() if r.plan.config else None, sort_keys=True)
