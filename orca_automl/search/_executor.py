@@ -8,35 +8,47 @@ holding GPUs get a fresh worker process each (`max_calls=1`) so GPU memory is ha
 between trials; CPU workers are reused, which saves importing torch for every trial. Ray never
 retries a crashed trial behind the ledger's back (`max_retries=0`).
 
-Locally the search starts Ray itself, with its files under the study's folder, and stops it at
-the end; an address joins an existing cluster instead (whose nodes must have orca-automl
-installed). Each worker imports the plugin modules (modules outside the package that registered
+Locally the search starts Ray itself, with its files under the study's folder, listening on
+127.0.0.1 only and requiring a token of its own, and stops it at the end; an address joins an
+existing cluster instead (whose nodes must have orca-automl installed; the driver brings the
+cluster's token if it requires one). Each run's result names the node it ran on. Each worker imports the plugin modules (modules outside the package that registered
 backbones, embedders, distances, heads or tasks) before its first trial, so registered names
 resolve there as they do in the driver.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
+import re
+import secrets
 import signal
+import socket
 import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orca_automl.errors import OrcaInputError
-from orca_automl.search._records import TrialResult
+from orca_automl.search._records import TrialResult, WorkerNode
 from orca_automl.search._runner import TrialOutcome, TrialRequest, TrialRunner, execute_trial
 
 #: Ray puts unix sockets under its temp folder; their paths may not exceed 107 bytes, and
 #: the session folder and socket name add about 65 more.
 _MAX_RAY_TEMP_CHARS = 40
+
+#: The local cluster's address: its servers listen on this machine only (see `_loopback_only`).
+LOOPBACK = "127.0.0.1"
+
+#: Ray's variable naming its token file, and the local cluster's token file in its Ray folder.
+TOKEN_PATH_VARIABLE = "RAY_AUTH_TOKEN_PATH"
+TOKEN_FILE = "auth_token"
 
 
 #: One run of a trial: (trial number, its slot: fold index, REFIT, or None for hold-out).
@@ -115,22 +127,50 @@ class RayExecutor(Executor):
         try:
             outcome: TrialOutcome = self._ray.get(ref)
             return outcome
-        except self._ray.exceptions.RayError as exc:  # the worker died (OOM kill, segfault)
+        except self._ray.exceptions.RayError as exc:  # its worker or node died, or Ray failed
             wall = time.monotonic() - t0
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            error, details = describe_ray_error(exc)
             return TrialOutcome(number, TrialResult(
                 device_seconds=wall * self._device_share, wall_seconds=wall,
-                error=f"{type(exc).__name__}: {first_line}",
+                error=error, traceback=details,
             ), fold=fold)
+
+
+#: Terminal colour codes, which Ray puts into its error texts.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def describe_ray_error(exc: BaseException) -> tuple[str, str]:
+    """A trial's error line and its details from a Ray error: the error's first line (which
+    says which node or worker died and why), and, when the text goes on, its last line (the
+    cause, e.g. the ModuleNotFoundError of a node without the package); details: the whole
+    text, cut to its last 4000 characters."""
+    text = _ANSI.sub("", str(exc)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    error = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    if len(lines) > 1:
+        error += f" ... {lines[-1]}"
+    return error, text[-4000:]
 
 
 def _execute_in_worker(
     plugins: tuple[str, ...], runner: TrialRunner, request: TrialRequest, task: Any
 ) -> TrialOutcome:
-    """`execute_trial` in a Ray worker, once the plugin modules are imported there."""
+    """`execute_trial` in a Ray worker, once the plugin modules are imported there; its
+    result names the node it ran on (only the worker knows: Ray places the task)."""
     for module in plugins:
         importlib.import_module(module)
-    return execute_trial(runner, request, task)
+    outcome = execute_trial(runner, request, task)
+    return dataclasses.replace(outcome, result=dataclasses.replace(outcome.result,
+                                                                   node=_this_node()))
+
+
+def _this_node() -> WorkerNode:
+    """The node of the Ray worker this runs in."""
+    import ray
+
+    return WorkerNode(socket.gethostname(), ray.util.get_node_ip_address(),
+                      ray.get_runtime_context().get_node_id())
 
 
 def check_resources(workers: int, gpus_per_trial: float, cpus: float, gpus: float, where: str) -> None:
@@ -154,35 +194,111 @@ def ray_execution(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterat
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     level = logging.INFO if plan.debug else logging.WARNING
-    if plan.address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        _stop_leftovers(plan.temp_dir)
-        ray.init(
-            num_cpus=len(os.sched_getaffinity(0)),
-            include_dashboard=False,
-            _temp_dir=str(_ray_temp_dir(plan.temp_dir)),
-            log_to_driver=plan.debug,
-            logging_level=level,
-        )
-        where = "this machine"
-    else:
-        try:
-            ray.init(address=plan.address, log_to_driver=plan.debug, logging_level=level)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise OrcaInputError(
-                f"cannot join the Ray cluster at --address {plan.address} ({exc}): start it with "
-                "`ray start --head` or fix the address"
-            ) from None
-        where = f"the Ray cluster at {plan.address}"
-    try:
+    with ExitStack() as stack:
+        if plan.address is None:
+            _stop_leftovers(plan.temp_dir)
+            temp_dir = _ray_temp_dir(plan.temp_dir)
+            stack.enter_context(_local_token(temp_dir / TOKEN_FILE))
+            with _loopback_only(), _quiet_token_notice(plan.debug):
+                ray.init(
+                    num_cpus=len(os.sched_getaffinity(0)),
+                    include_dashboard=False,
+                    _node_ip_address=LOOPBACK,
+                    _temp_dir=str(temp_dir),
+                    log_to_driver=plan.debug,
+                    logging_level=level,
+                )
+            where = "this machine"
+        else:
+            try:
+                ray.init(address=plan.address, log_to_driver=plan.debug, logging_level=level)
+            except ray.exceptions.AuthenticationError as exc:
+                raise OrcaInputError(
+                    f"the Ray cluster at --address {plan.address} refused this driver "
+                    f"({_ANSI.sub('', str(exc)).split('. ')[0]}): give it the cluster's token with "
+                    "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH=<token file> (or RAY_AUTH_TOKEN)"
+                ) from None
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise OrcaInputError(
+                    f"cannot join the Ray cluster at --address {plan.address} ({exc}): start it "
+                    "with `ray start --head` or fix the address"
+                ) from None
+            where = f"the Ray cluster at {plan.address}"
+        stack.callback(ray.shutdown)
         resources = ray.cluster_resources()
         cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
         check_resources(plan.workers, plan.gpus_per_trial, cpus, gpus, where)
         cpus_per_trial = max(1.0, float(int(cpus // plan.workers)))
         yield RayExecutor(runner, task, cpus_per_trial, plan.gpus_per_trial, plan.device_share,
                           plan.plugins)
+
+
+@contextmanager
+def _local_token(path: Path) -> Iterator[None]:
+    """A fresh Ray token for the local cluster, for as long as it runs.
+
+    Ray 2.60 requires a token by default; left alone, it would write one into the home folder
+    (~/.ray/auth_token), where every later Ray cluster of the user picks it up. Instead the
+    token is a file only this user reads, in the cluster's own Ray folder, named by
+    RAY_AUTH_TOKEN_PATH, which the cluster's processes inherit; it is removed at the end. Ray
+    caches the token per process, so the cache is reset on both sides (a process may start
+    several clusters). RAY_AUTH_TOKEN or RAY_AUTH_MODE set by the user still win.
+    """
+    from ray._raylet import (  # type: ignore[attr-defined]  # compiled: not in its stub
+        AuthenticationTokenLoader,  # the cache `ray get-auth-token --generate` resets
+    )
+
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_hex(32))
+    path.chmod(0o600)  # a file left by an earlier run keeps its mode through O_CREAT
+    before = os.environ.get(TOKEN_PATH_VARIABLE)
+    os.environ[TOKEN_PATH_VARIABLE] = str(path)
+    AuthenticationTokenLoader.instance().reset_cache()
+    try:
+        yield
     finally:
-        ray.shutdown()
+        if before is None:
+            os.environ.pop(TOKEN_PATH_VARIABLE, None)
+        else:
+            os.environ[TOKEN_PATH_VARIABLE] = before
+        AuthenticationTokenLoader.instance().reset_cache()
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Start the local cluster's servers on 127.0.0.1 only.
+
+    Ray's servers listen on all interfaces unless the node's address is 127.0.0.1, and
+    `ray.init` replaces a node address of 127.0.0.1 with the machine's outward one (so other
+    nodes could join) unless Ray runs as a one-machine cluster, its mode for macOS and Windows
+    (`ray_constants.ENABLE_RAY_CLUSTER`, read when the node's address is resolved). That mode
+    is switched on while `ray.init` starts the cluster, then restored, so a later `--address`
+    join still announces the machine's reachable address.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+@contextmanager
+def _quiet_token_notice(debug: bool) -> Iterator[None]:
+    """Hide Ray's notice that token authentication is on ("set RAY_AUTH_MODE=disabled to opt
+    out"): the search keeps it on on purpose (shown with --debug)."""
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    saved = notice.level
+    if not debug:
+        notice.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        notice.setLevel(saved)
 
 
 def _ray_temp_dir(folder: Path) -> Path:

@@ -59,15 +59,26 @@ class PruneReason:
 
 
 @dataclasses.dataclass(frozen=True)
+class WorkerNode:
+    """Where a run ran, as its Ray worker saw it: the machine's host name, the Ray node's IP
+    address and its Ray node id (two nodes on one machine differ only in the id)."""
+
+    host: str
+    ip: str
+    ray_node: str
+
+
+@dataclasses.dataclass(frozen=True)
 class RunLog:
     """One run of a trial (a fold, its refit run, or its hold-out run; `fold` is its slot,
     see `TrialRequest.slot`): when it started (epoch seconds) and, once finished, the device
-    time it was charged. Written as runs start and end, so the time of a trial that a killed
-    driver left RUNNING can be charged run by run."""
+    time it was charged and the node it ran on. Written as runs start and end, so the time of
+    a trial that a killed driver left RUNNING can be charged run by run."""
 
     fold: int | None
     started: float
     device_seconds: float | None = None
+    node: WorkerNode | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +119,9 @@ class TrialResult:
     pairs; predictions_artifact names the Optuna artifact with its validation (out-of-fold)
     predictions; test is set for full-schedule winners only, the one place the search touches
     test data (a bag's: of its folds' averaged predictions; a refit trial's: of its refit
-    model, with its bag's in bag_test, a measurement).
+    model, with its bag's in bag_test, a measurement). node is where the run ran, filled in by
+    its Ray worker (None when no worker reported back, e.g. its node died); a trial of several
+    runs keeps its first run's here and each run's in `runs`.
     """
 
     device_seconds: float = 0.0
@@ -130,6 +143,7 @@ class TrialResult:
     test: Evaluation | None = None
     bag_test: Evaluation | None = None
     model_dir: str | None = None
+    node: WorkerNode | None = None
 
     @property
     def state(self) -> TrialState:
