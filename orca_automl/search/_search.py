@@ -282,13 +282,10 @@ def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
         )
     space = load_space(options.search_space or ("default" if gpus > 0 else "cpu-small"),
                        toolkit.known_names())
-    if options.storage:
-        check_storage_url(options.storage)  # before the task, which may take a while to load
-    task = toolkit.load_task(options.task, options.seed)
+    given = check_storage_url(options.storage) if options.storage else None  # before the task:
+    task = toolkit.load_task(options.task, options.seed)  # loading it may take a while
     name = options.study or task.name
-    url = options.storage or default_storage_url(name)
-    if not options.storage:
-        check_storage_url(url)
+    url = given or check_storage_url(default_storage_url(name))
     space = space.for_task(task.modality, toolkit.embedder_fits(task.modality))
     validation = parse_validation(options.validation, len(task.train) + len(task.val),
                                   options.seed)

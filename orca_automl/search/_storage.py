@@ -59,8 +59,10 @@ def study_folder(url: str, study_name: str) -> Path:
     return Path("studies") / study_name
 
 
-def check_storage_url(url: str) -> None:
-    """Refuse a malformed, unusable or unreachable storage URL without writing anything."""
+def check_storage_url(url: str) -> str:
+    """Refuse a malformed, unusable or unreachable storage URL without writing anything;
+    returns the URL to use (a plain postgresql:// URL goes through psycopg 3, the driver of
+    the `postgres` extra, not SQLAlchemy's default psycopg2)."""
     shown = redact_url(url)
     try:
         parsed = make_url(url)
@@ -69,6 +71,9 @@ def check_storage_url(url: str) -> None:
             f"storage URL {shown!r} is malformed: give a SQLAlchemy URL such as "
             "sqlite:///studies/NAME.db or postgresql://user@host/db"
         ) from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        url = parsed.render_as_string(hide_password=False)
     try:
         parsed.get_dialect()
     except NoSuchModuleError:
@@ -78,14 +83,15 @@ def check_storage_url(url: str) -> None:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_path(url, parsed)
-        return
+        return url
     try:
         _check_reachable(parsed)
     except ImportError as exc:
         raise OrcaInputError(
             f"storage URL {shown!r} needs a database driver that is not installed ({exc}): "
-            "install it, e.g. pip install 'psycopg[binary]' for postgresql"
+            "install it, e.g. pip install 'orca-automl[postgres]' for postgresql"
         ) from None
+    return url
 
 
 def _check_sqlite_path(url: str, parsed: URL) -> None:

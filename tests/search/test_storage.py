@@ -1,17 +1,24 @@
-"""StudyHandle's storage operations beyond optuna.Study."""
+"""StudyHandle's storage operations beyond optuna.Study, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import numpy as np
 import optuna
 
-from orca_automl.search import StudyHandle, TrialPlan, TrialRecord
+from orca_automl.search import (
+    StoredPredictions,
+    StudyHandle,
+    TrialPlan,
+    TrialRecord,
+    TrialResult,
+    check_storage_url,
+    redact_url,
+)
 
 
-def test_a_trial_made_like_another_can_sample_what_its_source_lacks(tmp_path: Path) -> None:
+def test_a_trial_made_like_another_can_sample_what_its_source_lacks(storage_url: str) -> None:
     """A retry of a trial killed mid-sampling: the copy has some parameters and suggests the rest."""
-    handle = StudyHandle.open(f"sqlite:///{tmp_path}/s.db", "s", optuna.samplers.RandomSampler(0), {})
+    handle = StudyHandle.open(storage_url, "s", optuna.samplers.RandomSampler(0), {})
     source = handle.study.ask()
     source.suggest_float("x", 0.0, 1.0)  # killed here: "y" was never suggested
     record = TrialRecord.from_frozen(handle.study.get_trials(deepcopy=False)[0])
@@ -40,3 +47,23 @@ def test_predictions_are_matched_on_the_rows_all_of_them_predicted() -> None:
     holdout = StoredPredictions(np.zeros((3, 1)))
     assert shared_validation_rows([holdout, holdout]) is None
     assert on_rows(holdout, None) is holdout
+
+
+def test_predictions_round_trip_through_the_artifact_store(storage_url: str) -> None:
+    handle = StudyHandle.open(storage_url, "s", optuna.samplers.RandomSampler(0), {})
+    trial = handle.study.ask()
+    stored = StoredPredictions(np.arange(6, dtype=np.float32).reshape(3, 2), np.array([4, 0, 2]),
+                               np.ones((2, 2), np.float32))
+    artifact = handle.upload_predictions(trial, stored)
+    handle.write(trial, TrialResult(predictions_artifact=artifact), "predictions_artifact")
+    back = handle.predictions(handle.records()[0])
+    assert back is not None and back.rows is not None and back.test is not None
+    np.testing.assert_array_equal(back.val, stored.val)
+    np.testing.assert_array_equal(back.rows, stored.rows)
+    np.testing.assert_array_equal(back.test, stored.test)
+
+
+def test_a_plain_postgresql_url_goes_through_psycopg_3(postgres_url: str) -> None:
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    assert check_storage_url(plain) == postgres_url
+    assert redact_url(postgres_url).startswith("postgresql+psycopg://orca:***@")
