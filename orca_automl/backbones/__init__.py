@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 from orca_automl.backbones._base import Backbone, ImageBackbone, ReferenceSet, SequenceBackbone
-from orca_automl.backbones._hf import HFEncoderBackbone  # registers hf, minilm
+from orca_automl.backbones._hf import HFEncoderBackbone, refuse_remote_code  # registers hf, minilm
 from orca_automl.backbones._registry import (
     BACKBONES,
     BackboneBuilder,
@@ -42,4 +42,5 @@ __all__ = [
     "backbone_kind",
     "create_backbone",
     "default_backbone",
+    "refuse_remote_code",
 ]

