@@ -11,6 +11,7 @@ backbones. Neither has class labels, so labels are k-means pseudo-labels on the 
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -98,10 +99,16 @@ def user_images(path: str | Path) -> list[np.ndarray]:
         raise OrcaInputError(
             f"reference images {path} not found: give an .npz file with an 'images' array (N, H, W, 3)"
         )
-    with np.load(path) as data:
-        if "images" not in data.files:
-            raise OrcaInputError(f"{path} has no 'images' array: save images as (N, H, W, 3)")
-        images = data["images"]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            images = data["images"] if "images" in data.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise OrcaInputError(
+            f"cannot read reference images {path} as .npz ({type(exc).__name__}): save them "
+            "with numpy.savez and no object arrays"
+        ) from None
+    if images is None:
+        raise OrcaInputError(f"{path} has no 'images' array: save images as (N, H, W, 3)")
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise OrcaInputError(f"{path}: 'images' must have shape (N, H, W, 3), got {images.shape}")
     images = images.astype(np.float32)
