@@ -91,7 +91,7 @@ def load_file_task(
     names = ", ".join(f.name for f in files.values())
     detail = f", target column {target!r}" if target else ""
     return build_task(
-        path.stem if path.is_file() else path.name,
+        path.stem if path.is_file() else path.resolve().name,  # "." names its folder
         raw,
         modality=modality,
         source=source,
