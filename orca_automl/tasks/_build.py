@@ -240,7 +240,7 @@ def _encode_targets(
             f"y_{s}": _float_targets(y, task_type, raw.X_train) for s, y in ys.items()
         }
         return replace(raw, **out), None
-    labels = {s: _labels(y) for s, y in ys.items()}
+    labels = {s: _labels(y, f"{source}: y_{s}") for s, y in ys.items()}
     classes = np.unique(labels["train"])
     if len(classes) < 2:
         raise OrcaInputError(
@@ -258,10 +258,16 @@ def _encode_targets(
     return replace(raw, **out), tuple(str(c) for c in classes)
 
 
-def _labels(y: np.ndarray) -> np.ndarray:
-    """1D labels; integral floats as int64 so class names read "3", not "3.0"."""
+def _labels(y: np.ndarray, where: str) -> np.ndarray:
+    """1D labels; integral floats as int64 so class names read "3", not "3.0" (other floats
+    are refused: casting would truncate 0.5 to class 0)."""
     y = y.reshape(len(y))
-    return y.astype(np.int64) if y.dtype.kind == "f" else y
+    if y.dtype.kind != "f":
+        return y
+    if not np.array_equal(y, np.round(y)):
+        raise OrcaInputError(f"{where} holds class labels that are not whole numbers: give "
+                             "integer or text labels like y_train's")
+    return y.astype(np.int64)
 
 
 def _float_targets(y: np.ndarray, task_type: str, X: Features) -> np.ndarray:
