@@ -2,13 +2,15 @@
 overrides and `--plugin` modules.
 
 Every command turns `OrcaInputError` into one line on stderr and exit code 2; any other failure
-is exit code 1 with the traceback shown only under --debug.
+is exit code 1 with the traceback shown only under --debug. Whatever they print of an error
+(usage errors, which echo arguments, and tracebacks included) has the passwords of URLs masked.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -18,12 +20,26 @@ import yaml
 
 from orca_automl.errors import OrcaInputError, OrcaStorageLost
 
+#: "scheme://user:password@" anywhere in a text (the password runs to the last "@" before the
+#: host, as in URLs SQLAlchemy reads).
+_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):[^\s/]*@")
+
+
+def masked(text: str) -> str:
+    """`text` with every URL password replaced by ***, e.g. in an argument argparse echoes."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
+def one_line(text: str) -> str:
+    """An error message as one line with URL passwords masked: what the commands print."""
+    return masked(" ".join(part.strip() for part in text.splitlines() if part.strip()))
+
 
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line, like every other bad input."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def run_command(name: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -32,20 +48,20 @@ def run_command(name: str, body: Callable[[argparse.Namespace], int], args: argp
         import_plugins(getattr(args, "plugin", None) or ())
         return body(args)
     except OrcaInputError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OrcaStorageLost as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # internal failure: exit 1
         if getattr(args, "debug", False):
-            traceback.print_exc()
+            print(masked(traceback.format_exc()), end="", file=sys.stderr)
         else:
-            print(f"{name}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
-                  file=sys.stderr)
+            print(f"{name}: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+                  "(rerun with --debug)", file=sys.stderr)
         return 1
 
 
