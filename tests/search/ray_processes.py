@@ -70,16 +70,38 @@ def _address(hexed: str) -> str:
     return str(address)
 
 
-def stop(pids: set[int], grace: float = 10.0) -> set[int]:
-    """SIGTERM `pids`, SIGKILL what is left after `grace` seconds; returns any still alive."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def stop(pids: set[int], grace: float = 10.0,
+         signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGKILL)) -> set[int]:
+    """SIGTERM `pids`, SIGKILL what is left after `grace` seconds; returns any still alive
+    5 seconds after that."""
+    for sig in signals:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
+        deadline = time.monotonic() + (5.0 if sig == signal.SIGKILL else grace)
         while time.monotonic() < deadline and (pids := {p for p in pids if alive(p)}):
             time.sleep(0.1)
     return {p for p in pids if alive(p)}
+
+
+def stop_node(pids: set[int], grace: float = 10.0) -> set[int]:
+    """Stop a node's processes in the order `ray stop` does: its raylet, then its other
+    processes, its GCS last (others exit uncleanly without it; all at once, the raylet and GCS
+    hang on to each other past any grace); returns any still alive."""
+    def order(pid: int) -> int:
+        name = Path(command_line(pid).split(" ")[0]).name
+        return 0 if name == "raylet" else 2 if name == "gcs_server" else 1
+
+    left: set[int] = set()
+    for bucket in range(3):
+        left |= stop({p for p in pids if order(p) == bucket}, grace / 3)
+    return left
+
+
+def kill(pids: set[int]) -> set[int]:
+    """SIGKILL `pids` at once, as a machine that dies takes them; returns any still alive
+    after 5 seconds."""
+    return stop(pids, grace=0.0, signals=(signal.SIGKILL,))
 
 
 def alive(pid: int) -> bool:
