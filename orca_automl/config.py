@@ -9,7 +9,6 @@ Schedules are sized in optimizer STEPS, not epochs: tiny tasks get too few updat
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -199,26 +198,6 @@ class OrcaConfig:
                 node = node[key]
             node[leaf] = value
         return OrcaConfig.from_dict(data)
-
-
-#: A study name names the study's database file and folder (`studies/<name>.db`,
-#: `studies/<name>/`), so it is a plain name and never a path.
-STUDY_NAME = re.compile(r"\w[\w.-]{0,127}")
-_STUDY_NAME_RULE = ("1 to 128 letters, digits, '_', '-' or '.', not starting with '.' or '-', "
-                    "e.g. gunpoint-wide")
-
-
-def check_study_name(name: str, *, from_task: bool = False) -> None:
-    """Refuse a study name that is not plain (a path, empty, hidden, control characters).
-
-    from_task: the name is the task's name (the default), so the fix is to give --study.
-    """
-    if STUDY_NAME.fullmatch(name):
-        return
-    if from_task:
-        raise OrcaInputError(f"the task's name {name!r} cannot name the study: give --study NAME "
-                             f"({_STUDY_NAME_RULE})")
-    raise OrcaInputError(f"study name {name!r} is not a plain name: use {_STUDY_NAME_RULE}")
 
 
 def _check_positive(obj: object, name: str, allow_zero: bool = False) -> None:

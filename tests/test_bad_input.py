@@ -214,9 +214,9 @@ CASES: dict[str, Case] = {
     "study hidden": Case("orca-search", (*SEARCH, "--study", ".x"), "plain name"),
     "study with NUL": Case("orca-search", (*SEARCH, "--study", "a\x00b"), "plain name"),
     "study backslash": Case("orca-search", (*SEARCH, "--study", "a\\b"), "plain name"),
-    "task name not plain": Case("orca-search", ("--task", ".hidden.npz", "--budget", "1cpu-minutes"),
+    "task name not plain": Case("orca-search", ("--task", "..npz", "--budget", "1cpu-minutes"),
                                 "give --study NAME",
-                                npz(".hidden.npz", X_train=series(), y_train=np.arange(40) % 2)),
+                                npz("..npz", X_train=series(), y_train=np.arange(40) % 2)),
     # --set values
     "set unknown key": Case("orca-train", ("--task", "gunpoint", "--set", "refine.stepz=3"),
                             "unknown config key"),

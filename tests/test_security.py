@@ -20,8 +20,8 @@ import pytest
 import orca_automl
 from orca_automl.cli import run_command
 from orca_automl.cli._common import masked, one_line
-from orca_automl.config import check_study_name
 from orca_automl.errors import OrcaInputError
+from orca_automl.search._storage import check_study_name, default_study_name
 
 PACKAGE = Path(orca_automl.__file__).parent
 YAML_READERS = {"safe_load", "safe_load_all", "safe_dump", "safe_dump_all", "YAMLError"}
@@ -247,6 +247,13 @@ def test_study_names_that_are_not_plain_are_refused(name: str) -> None:
     with pytest.raises(OrcaInputError, match="not a plain name") as info:
         check_study_name(name)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("task", "study"), [("gunpoint", "gunpoint"), ("my data", "my-data"),
+                                              (".hidden", "hidden"), ("a/../b", "a-..-b")])
+def test_a_task_name_gives_a_plain_default_study_name(task: str, study: str) -> None:
+    assert default_study_name(task) == study
+    check_study_name(study)
 
 
 def test_a_task_folder_given_as_dot_is_named_after_the_folder(

@@ -51,7 +51,9 @@ from orca_automl.search._space_file import load_space
 from orca_automl.search._storage import (
     StudyHandle,
     check_storage_url,
+    check_study_name,
     default_storage_url,
+    default_study_name,
     lost_connection,
     read_existing,
     redact_url,
@@ -250,8 +252,6 @@ def _run_session(
 def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
     """Budget, GPUs, workers, search space, storage URL, task and an existing study: all
     read-only, cheapest first, so bad input costs nothing and changes nothing."""
-    from orca_automl.config import check_study_name  # study names are plain names, not paths
-
     if options.study is not None:
         check_study_name(options.study)
     budget = parse_budget(options.budget)
@@ -288,9 +288,7 @@ def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
                        toolkit.known_names())
     given = check_storage_url(options.storage) if options.storage else None  # before the task:
     task = toolkit.load_task(options.task, options.seed)  # loading it may take a while
-    name = options.study or task.name
-    if options.study is None:
-        check_study_name(name, from_task=True)
+    name = options.study or default_study_name(task.name)
     url = given or check_storage_url(default_storage_url(name))
     space = space.for_task(task.modality, toolkit.embedder_fits(task.modality))
     validation = parse_validation(options.validation, len(task.train) + len(task.val),

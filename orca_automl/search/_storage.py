@@ -39,6 +39,29 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CREDENTIALS = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
 
 
+#: A study name names the study's database file and folder (`studies/<name>.db`,
+#: `studies/<name>/`), so it is a plain name and never a path.
+STUDY_NAME = re.compile(r"\w[\w.-]{0,127}")
+_STUDY_NAME_RULE = ("1 to 128 letters, digits, '_', '-' or '.', not starting with '.' or '-', "
+                    "e.g. gunpoint-wide")
+
+
+def check_study_name(name: str) -> None:
+    """Refuse a study name that is not plain (a path, empty, hidden, control characters)."""
+    if not STUDY_NAME.fullmatch(name):
+        raise OrcaInputError(f"study name {name!r} is not a plain name: use {_STUDY_NAME_RULE}")
+
+
+def default_study_name(task_name: str) -> str:
+    """The study name a task gives when --study is not: its name with every run of other
+    characters made one '-' (a file `my data.npz` gives `my-data`)."""
+    name = re.sub(r"[^\w.-]+", "-", task_name).lstrip(".-")[:128]
+    if not STUDY_NAME.fullmatch(name):
+        raise OrcaInputError(f"the task's name {task_name!r} cannot name the study: give --study "
+                             f"NAME ({_STUDY_NAME_RULE})")
+    return name
+
+
 def default_storage_url(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
@@ -98,25 +121,27 @@ def _check_sqlite_path(url: str, parsed: URL) -> None:
     database = parsed.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         raise OrcaInputError(
-            f"storage URL {url!r} is not a database file: give a path, e.g. sqlite:///studies/NAME.db"
+            f"storage URL {redact_url(url)!r} is not a database file: give a path, e.g. "
+            "sqlite:///studies/NAME.db"
         )
     path = Path(database)
     if path.exists():
         if not path.is_file():
-            raise OrcaInputError(f"storage URL {url!r}: {path} is not a file")
+            raise OrcaInputError(f"storage URL {redact_url(url)!r}: {path} is not a file")
         with path.open("rb") as handle:
             head = handle.read(len(_SQLITE_MAGIC))
         if head and head != _SQLITE_MAGIC:
-            raise OrcaInputError(f"storage URL {url!r}: {path} is not an SQLite database")
+            raise OrcaInputError(f"storage URL {redact_url(url)!r}: {path} is not an SQLite database")
         if not os.access(path, os.R_OK | os.W_OK):
-            raise OrcaInputError(f"storage URL {url!r}: {path} is not readable and writable")
+            raise OrcaInputError(f"storage URL {redact_url(url)!r}: {path} is not readable and writable")
         return
     ancestor = path.absolute().parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         raise OrcaInputError(
-            f"storage URL {url!r}: cannot create {path} ({ancestor} is not a writable folder)"
+            f"storage URL {redact_url(url)!r}: cannot create {path} ({ancestor} is not a writable "
+            "folder)"
         )
 
 
