@@ -212,17 +212,9 @@ def ray_execution(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterat
         else:
             try:
                 ray.init(address=plan.address, log_to_driver=plan.debug, logging_level=level)
-            except ray.exceptions.AuthenticationError as exc:
-                raise OrcaInputError(
-                    f"the Ray cluster at --address {plan.address} refused this driver "
-                    f"({_ANSI.sub('', str(exc)).split('. ')[0]}): give it the cluster's token with "
-                    "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH=<token file> (or RAY_AUTH_TOKEN)"
-                ) from None
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise OrcaInputError(
-                    f"cannot join the Ray cluster at --address {plan.address} ({exc}): start it "
-                    "with `ray start --head` or fix the address"
-                ) from None
+            except (ray.exceptions.AuthenticationError, ConnectionError, RuntimeError,
+                    ValueError) as exc:
+                raise OrcaInputError(_join_refused(plan.address, exc)) from None
             where = f"the Ray cluster at {plan.address}"
         stack.callback(ray.shutdown)
         resources = ray.cluster_resources()
@@ -231,6 +223,22 @@ def ray_execution(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterat
         cpus_per_trial = max(1.0, float(int(cpus // plan.workers)))
         yield RayExecutor(runner, task, cpus_per_trial, plan.gpus_per_trial, plan.device_share,
                           plan.plugins)
+
+
+def _join_refused(address: str, exc: BaseException) -> str:
+    """One line on why the cluster at `address` could not be joined, and what to do. Ray
+    reports a refused token as a connection failure after ~25 s of retries, its cause (an
+    authentication error) inside the chained errors' text."""
+    causes = [exc]
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    if any(type(c).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(c)
+           for c in causes):
+        return (f"the Ray cluster at --address {address} refused this driver's token (or it "
+                "sent none): run it with RAY_AUTH_MODE=token and the cluster's token in "
+                "RAY_AUTH_TOKEN_PATH=<token file> or RAY_AUTH_TOKEN")
+    return (f"cannot join the Ray cluster at --address {address} ({exc}): start it with "
+            "`ray start --head` or fix the address")
 
 
 @contextmanager

@@ -154,6 +154,15 @@ def test_a_search_through_two_nodes_runs_trials_on_both_and_brings_the_winners_h
     cluster: Cluster, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path}/study.db"
+    # a driver that sends no token (RAY_AUTH_MODE unset) is refused with one line (after one
+    # connection attempt instead of Ray's twenty)
+    tokenless = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_MODE"}
+    refused = subprocess.run(_search(cluster, url, "12s"), cwd=tmp_path, timeout=120,
+                             env=tokenless | {"RAY_gcs_server_port_wait_time_s": "1"},
+                             capture_output=True, text=True)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "refused this driver's token" in refused.stderr.strip().splitlines()[-1]
+
     done = subprocess.run(_search(cluster, url, "12s"), cwd=tmp_path, env=cluster.env,
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
