@@ -52,8 +52,9 @@ class DriverLock(ABC):
         """Raise `StudyTakenOver` if this driver no longer holds the lock."""
 
     @abstractmethod
-    def release(self) -> None:
-        """Give the lock back (a killed process gives it back by dying)."""
+    def release(self, discard: bool = False) -> None:
+        """Give the lock back (a killed process gives it back by dying); `discard`: the
+        session was refused, so remove what taking the lock wrote."""
 
 
 class StudyTakenOver(OrcaStorageLost):
@@ -66,10 +67,13 @@ class FileLock(DriverLock):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        self._made: list[Path] = []  # what acquiring created: the file, and missing folders
 
     def acquire(self) -> bool:
+        missing = [p for p in (self.path, *self.path.parents) if not p.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._made = missing
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -81,8 +85,15 @@ class FileLock(DriverLock):
     def check(self) -> None:
         """A file lock cannot be lost while the process lives."""
 
-    def release(self) -> None:
+    def release(self, discard: bool = False) -> None:
         if self._fd is not None:
+            if discard:  # a refused session leaves no trace: what acquiring made goes
+                for made in self._made:
+                    with suppress(OSError):  # a folder something else has filled stays
+                        if made == self.path:
+                            made.unlink()
+                        else:
+                            made.rmdir()
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
@@ -122,7 +133,7 @@ class AdvisoryLock(DriverLock):
             raise StudyTakenOver("another orca-search took over the study while its database "
                                  "server restarted: this one stops")
 
-    def release(self) -> None:
+    def release(self, discard: bool = False) -> None:
         self._drop_connection()
         self._engine.dispose()
 
@@ -142,7 +153,7 @@ class NoLock(DriverLock):
     def check(self) -> None:
         """Nothing to lose."""
 
-    def release(self) -> None:
+    def release(self, discard: bool = False) -> None:
         """Nothing held."""
 
 
@@ -174,10 +185,14 @@ def driver_lock(url: str, study_name: str, folder: Path) -> Iterator[DriverLock]
         driver = read_existing(url).attrs.get(study_name, {}).get(StudyKey.DRIVER)
         raise OrcaInputError(f"study {study_name!r} is being run by {_describe(driver)}: wait "
                              "for it to finish, or use another --study")
+    refused = False
     try:
         yield lock
+    except OrcaInputError:  # e.g. a Ray cluster that refused to be joined
+        refused = True
+        raise
     finally:
-        lock.release()
+        lock.release(discard=refused)
 
 
 def _describe(driver: Any) -> str:

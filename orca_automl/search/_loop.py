@@ -400,7 +400,8 @@ class SearchLoop:
         entry.outcomes.append(outcome)
         self.ledger.charge(outcome.result.device_seconds)
         entry.runs[outcome.fold] = dataclasses.replace(
-            entry.runs[outcome.fold], device_seconds=outcome.result.device_seconds)
+            entry.runs[outcome.fold], device_seconds=outcome.result.device_seconds,
+            node=outcome.result.node)
         if outcome.result.state != TrialState.COMPLETE:
             entry.pending.clear()  # a pruned or failed run ends its trial
         elif entry.pending and outcome.fold is not None and self._phase == "search":

@@ -8,7 +8,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -17,7 +20,9 @@ from optuna.trial import TrialState
 from orca_automl.errors import OrcaInputError
 from orca_automl.search import TrialRecord, run_search, study_folder
 from orca_automl.search._driver_lock import AdvisoryLock, driver_lock
+from orca_automl.search._executor import ExecutionPlan, Executor
 from orca_automl.search._resume import beat
+from orca_automl.search._runner import TrialRunner
 from orca_automl.search._storage import StudyHandle
 from tests.search.fakes import (
     SPACES,
@@ -58,6 +63,18 @@ def test_a_second_driver_is_refused_while_the_first_holds_the_study(storage_url:
     assert optuna.load_study(study_name="fake-1d", storage=storage_url).user_attrs == attrs
     _search(storage_url)  # once the first one is gone, the study resumes
     assert len(_records(storage_url)) > len(before)
+
+
+def test_a_session_refused_under_the_lock_leaves_nothing_behind(tmp_path: Path) -> None:
+    @contextmanager
+    def refused(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterator[Executor]:
+        raise OrcaInputError("the Ray cluster refused this driver")
+        yield  # a generator, like every execution
+
+    with pytest.raises(OrcaInputError, match="refused this driver"):
+        run_search(options(storage=f"sqlite:///{tmp_path}/studies/s.db"), toolkit=fake_toolkit(),
+                   execution=refused)
+    assert not any(tmp_path.iterdir())
 
 
 def _command(url: str, budget: str) -> list[str]:
