@@ -19,9 +19,9 @@ import pytest
 
 import orca_automl
 from orca_automl.cli import run_command
-from orca_automl.cli._common import masked, one_line
+from orca_automl.cli._common import one_line
 from orca_automl.errors import OrcaInputError
-from orca_automl.search._storage import check_study_name, default_study_name
+from orca_automl.search._storage import check_study_name, default_study_name, mask_passwords
 
 PACKAGE = Path(orca_automl.__file__).parent
 YAML_READERS = {"safe_load", "safe_load_all", "safe_dump", "safe_dump_all", "YAMLError"}
@@ -281,7 +281,7 @@ def test_a_task_folder_given_as_dot_is_named_after_the_folder(
     ("postgresql://me@db/orca", "postgresql://me@db/orca"),
 ])
 def test_url_passwords_are_masked(text: str, shown: str) -> None:
-    assert masked(text) == shown
+    assert mask_passwords(text) == shown
 
 
 def test_printed_errors_are_one_line_without_passwords(capsys: pytest.CaptureFixture[str]) -> None:

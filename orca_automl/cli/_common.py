@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -19,20 +18,12 @@ from typing import Any, NoReturn
 import yaml
 
 from orca_automl.errors import OrcaInputError, OrcaStorageLost
-
-#: "scheme://user:password@" anywhere in a text (the password runs to the last "@" before the
-#: host, as in URLs SQLAlchemy reads).
-_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):[^\s/]*@")
-
-
-def masked(text: str) -> str:
-    """`text` with every URL password replaced by ***, e.g. in an argument argparse echoes."""
-    return _URL_PASSWORD.sub(r"\1:***@", text)
+from orca_automl.search._storage import mask_passwords
 
 
 def one_line(text: str) -> str:
     """An error message as one line with URL passwords masked: what the commands print."""
-    return masked(" ".join(part.strip() for part in text.splitlines() if part.strip()))
+    return mask_passwords(" ".join(part.strip() for part in text.splitlines() if part.strip()))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,7 +49,7 @@ def run_command(name: str, body: Callable[[argparse.Namespace], int], args: argp
         return 130
     except Exception as exc:  # internal failure: exit 1
         if getattr(args, "debug", False):
-            print(masked(traceback.format_exc()), end="", file=sys.stderr)
+            print(mask_passwords(traceback.format_exc()), end="", file=sys.stderr)
         else:
             print(f"{name}: internal error: {type(exc).__name__}: {one_line(str(exc))} "
                   "(rerun with --debug)", file=sys.stderr)

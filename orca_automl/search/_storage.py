@@ -35,8 +35,9 @@ from orca_automl.search._records import TrialPlan, TrialRecord, TrialResult, to_
 DIRECTIONS = (StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE)
 METRIC_NAMES = ["val_score", "cost_gflops_per_sample"]
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-#: "user:password@" in a URL that SQLAlchemy cannot parse.
-_CREDENTIALS = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
+#: "scheme://user:password@" anywhere in a text (the password runs to the last "@" before the
+#: host, as in URLs SQLAlchemy reads).
+_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):[^\s/]*@")
 
 
 #: A study name names the study's database file and folder (`studies/<name>.db`,
@@ -66,12 +67,17 @@ def default_storage_url(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
 
+def mask_passwords(text: str) -> str:
+    """`text` with the password of every URL in it replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
 def redact_url(url: str) -> str:
     """The URL with its password replaced by ***: the only form that is printed or stored."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return _CREDENTIALS.sub(r"\1:***@", url)
+        return mask_passwords(url)
 
 
 def study_folder(url: str, study_name: str) -> Path:
