@@ -131,10 +131,12 @@ PARTIAL_PREFIX = ".partial-"
 
 
 def remove_partial(winners_dir: Path) -> None:
-    """Remove what saves of a killed driver left half-written (call while holding the study's
-    driver lock: no other save can be under way)."""
-    for leftover in winners_dir.glob(PARTIAL_PREFIX + "*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    """Remove what saves of a killed driver left half-written: every hidden folder in the
+    winners folder (this loop's `PARTIAL_PREFIX` ones, and `cycle.atomic_folder`'s of ensembles
+    and bags). Call while holding the study's driver lock: no other save can be under way."""
+    for leftover in winners_dir.glob(".*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 class SearchLoop:

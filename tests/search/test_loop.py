@@ -226,3 +226,14 @@ def test_the_reserve_grows_to_what_the_best_configuration_needs(tmp_path: Path) 
     need = min(full_cost_estimate(source), 30.0)
     assert sum(r.result.device_seconds for r in short) <= 60.0 - need + _longest(short, 2)
     assert sum(r.result.device_seconds for r in records) <= 60.0 + _longest(records, 2)
+
+
+def test_what_a_killed_save_left_is_removed_and_saved_winners_stay(tmp_path: Path) -> None:
+    from orca_automl.search._loop import remove_partial
+
+    for name in (".partial-x1/model", ".trial-7.ab12/backbone", "trial-2/backbone"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / ".notes").write_text("a hidden file is not a save")
+    remove_partial(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes", "trial-2"]
+    remove_partial(tmp_path / "absent")  # no winners yet: nothing to do
