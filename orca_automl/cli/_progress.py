@@ -58,8 +58,9 @@ class Progress(SearchCallback):
             print(f"  validation: {start.validation.describe()}", file=self.out)
 
     def on_resume(self, resumed: Resumed) -> None:
-        print(f"  resumed: {resumed.interrupted} interrupted trial(s) marked FAIL (retried "
-              f"first), {format_seconds(resumed.spent)} of this budget already spent", file=self.out)
+        print(f"  resumed: {resumed.interrupted} interrupted trial(s) marked FAIL (short ones "
+              f"retried first), {format_seconds(resumed.spent)} of this budget already spent",
+              file=self.out)
 
     def on_progress(self, snapshot: Snapshot) -> None:
         """Redraw the line (on a terminal, at most every `interval` seconds)."""

@@ -37,8 +37,9 @@ class SearchStart:
 
 @dataclass(frozen=True)
 class Resumed:
-    """An existing study continues: trials a killed run left RUNNING were marked FAIL (to be
-    retried first), and `spent` device-seconds of this budget were already used."""
+    """An existing study continues: trials a killed run left RUNNING were marked FAIL (short
+    ones to be retried first; a full one only by promotion again, while the budget allows),
+    and `spent` device-seconds of this budget were already used."""
 
     interrupted: int
     spent: float
