@@ -20,6 +20,8 @@ import yaml
 
 from orca_automl.errors import OrcaInputError
 
+SCOPES = ("full", "top", "norms", "frozen", "lora")
+
 
 class Stage(StrEnum):
     """Which schedule a run uses: the search's SHORT screening run (every step count scaled by
@@ -70,12 +72,14 @@ class AlignConfig:
     lr: float = 1e-3
     batch_size: int = 128
     source_samples: int = 2000
+    label_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_positive(self, "steps", allow_zero=True)
         _check_positive(self, "lr")
         _check_positive(self, "batch_size")
         _check_positive(self, "source_samples")
+        _check_positive(self, "label_weight", allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,18 @@ class RefineConfig:
     autocast on CUDA, float32 elsewhere), "fp32", or "bf16" (bf16 autocast on any device, also
     CPUs with bf16 support; opt-in there until measured on more tasks, see
     docs/benchmarks/trial_profile.md).
+
+    scope: which body weights learn. "full" (every one, ORCA), "top" (the top `top_blocks`
+    blocks plus every norm layer), "norms" (norm layers and biases only), "frozen" (none:
+    only embedder and head learn), "lora" (low-rank adapters of rank `lora_rank` and scale
+    `lora_alpha / lora_rank` on the body's linear layers through `peft`; the base weights
+    stay untouched and a saved model keeps only the adapters). layer_decay < 1 gives the body
+    block k below the top the rate lr * layer_decay**k.
+    augment: augmentation strength in [0, 1] (0: off), with the modality's transforms
+    (`augment_ops` "auto") or a "+"-joined list of them (`cycle.AUGMENTATIONS`).
+    bridge: PaRe-style modality bridging, the initial share of embedded target tokens that
+    a learned gate replaces by reference-modality tokens, annealed linearly to zero at the
+    fraction `bridge_until` of the steps (0: off).
     """
 
     steps: int = 400
@@ -104,9 +120,17 @@ class RefineConfig:
     eval_every: int = 50
     select: str = "auto"
     min_val_for_best: int = 50
-    train_body: bool = True
     label_smoothing: float = 0.0
     precision: str = "auto"
+    scope: str = "full"
+    top_blocks: int = 2
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    layer_decay: float = 1.0
+    augment: float = 0.0
+    augment_ops: str = "auto"
+    bridge: float = 0.0
+    bridge_until: float = 0.5
 
     def __post_init__(self) -> None:
         _check_positive(self, "steps")
@@ -118,6 +142,14 @@ class RefineConfig:
         _check_choice(self, "decay", ("constant", "linear", "cosine"))
         _check_choice(self, "select", ("auto", "best", "final"))
         _check_choice(self, "precision", ("auto", "fp32", "bf16"))
+        _check_choice(self, "scope", SCOPES)
+        _check_positive(self, "top_blocks")
+        _check_positive(self, "lora_rank")
+        _check_positive(self, "lora_alpha")
+        _check_fraction(self, "layer_decay", low_open=True, high_open=False)
+        _check_fraction(self, "augment", low_open=False, high_open=False)
+        _check_fraction(self, "bridge", low_open=False, high_open=True)
+        _check_fraction(self, "bridge_until", low_open=True, high_open=False)
         if not 0.0 <= self.warmup < 1.0:
             raise OrcaInputError(f"refine.warmup must be a fraction in [0, 1), got {self.warmup}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -166,7 +198,7 @@ class OrcaConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> OrcaConfig:
         """Build from nested dicts, refusing unknown keys and wrong types."""
-        return _build(cls, data or {}, prefix="")
+        return _build(cls, _upgrade(data or {}), prefix="")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> OrcaConfig:
@@ -198,6 +230,27 @@ class OrcaConfig:
                 node = node[key]
             node[leaf] = value
         return OrcaConfig.from_dict(data)
+
+
+def _upgrade(data: Any) -> Any:
+    """Older configs (and saved model folders) wrote `refine.train_body`; `refine.scope`
+    replaced it: true is "full", false "frozen"."""
+    refine = data.get("refine") if isinstance(data, dict) else None
+    if not isinstance(refine, dict) or "train_body" not in refine:
+        return data
+    refine = dict(refine)
+    train_body = refine.pop("train_body")
+    if not isinstance(train_body, bool):
+        raise OrcaInputError(f"config key 'refine.train_body' must be true or false, got {train_body!r}")
+    refine.setdefault("scope", "full" if train_body else "frozen")
+    return {**data, "refine": refine}
+
+
+def _check_fraction(obj: object, name: str, low_open: bool, high_open: bool) -> None:
+    value = getattr(obj, name)
+    if (value <= 0 if low_open else value < 0) or (value >= 1 if high_open else value > 1):
+        bounds = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        raise OrcaInputError(f"{type(obj).__name__}.{name} must be in {bounds}, got {value}")
 
 
 def _check_positive(obj: object, name: str, allow_zero: bool = False) -> None:
