@@ -125,7 +125,7 @@ class RefineConfig:
     scope: str = "full"
     top_blocks: int = 2
     lora_rank: int = 8
-    lora_alpha: float = 16.0
+    lora_alpha: int = 16
     layer_decay: float = 1.0
     augment: float = 0.0
     augment_ops: str = "auto"

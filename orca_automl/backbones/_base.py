@@ -60,6 +60,14 @@ class Backbone(nn.Module, ABC):
     def reference(self, num_samples: int, seed: int) -> ReferenceSet:
         """The backbone's own-modality reference features (cached on disk)."""
 
+    def reference_tokens(self, num_samples: int, seed: int) -> np.ndarray:
+        """(n, width) float32 token vectors of the reference modality in the space an embedder
+        outputs (a text body's word embeddings, an image body's first-conv pixels): what
+        modality bridging (`refine.bridge`) mixes into the embedded target."""
+        raise NotImplementedError(
+            f"backbone {type(self).__name__} offers no reference tokens for refine.bridge"
+        )
+
     @property
     @abstractmethod
     def out_features(self) -> int:
@@ -75,6 +83,18 @@ class Backbone(nn.Module, ABC):
         """The original input layer still held but bypassed (the embedder replaces it): its
         weights get no gradient, so fine-tuning leaves them out. None held by default."""
         return nn.Module()
+
+    def blocks(self) -> list[nn.Module]:
+        """The body's repeated blocks, input side first (what `refine.scope: top` and
+        `layer_decay` count): by default the longest ModuleList or Sequential of modules
+        with weights (a transformer's layers, a CNN's stages); [] when there is none."""
+        best: list[nn.Module] = []
+        for module in self.modules():
+            if isinstance(module, (nn.ModuleList, nn.Sequential)):
+                children = [c for c in module.children() if any(True for _ in c.parameters())]
+                if len(children) >= 2 and len(children) > len(best):
+                    best = children
+        return best
 
     def notes(self) -> list[str]:
         """Caveats that every result touching this backbone must carry."""

@@ -138,7 +138,19 @@ class HFEncoderBackbone(SequenceBackbone):
         )
 
     @torch.no_grad()
-    def _reference_features(self, num_samples: int, seed: int) -> np.ndarray:
+    def reference_tokens(self, num_samples: int, seed: int) -> np.ndarray:
+        """The word embeddings of the reference sentences' tokens (special and padding tokens
+        left out), before positions: the vectors `inputs_embeds` carries for text."""
+        tokenizer = self._tokenizer()
+        enc = tokenizer(english_sentences(num_samples, seed, self.reference_path),
+                        truncation=True, max_length=self.max_tokens, return_special_tokens_mask=True)
+        ids = [i for row, special in zip(enc["input_ids"], enc["special_tokens_mask"], strict=True)
+               for i, s in zip(row, special, strict=True) if not s]
+        table = self.model.get_input_embeddings().weight
+        vectors = table[torch.tensor(ids, device=table.device)]
+        return vectors.float().cpu().numpy().astype(np.float32)
+
+    def _tokenizer(self) -> Any:
         from transformers import AutoTokenizer
 
         try:
@@ -148,6 +160,11 @@ class HFEncoderBackbone(SequenceBackbone):
                 f"no tokenizer for {self.name_or_path!r}: the text reference needs one; "
                 "give a folder that holds the tokenizer files"
             ) from None
+        return tokenizer
+
+    @torch.no_grad()
+    def _reference_features(self, num_samples: int, seed: int) -> np.ndarray:
+        tokenizer = self._tokenizer()
         sentences = english_sentences(num_samples, seed, self.reference_path)
         device = next(self.parameters()).device
         out = []

@@ -144,16 +144,25 @@ class TimmBackbone(ImageBackbone):
 
     @torch.no_grad()
     def _reference_features(self, num_samples: int, seed: int) -> np.ndarray:
+        return self._stem_maps(num_samples, seed).mean(dim=(2, 3)).numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def reference_tokens(self, num_samples: int, seed: int) -> np.ndarray:
+        """Pixels of the pretrained first convolution's output on reference crops: what an
+        image embedder outputs, one width-channel vector per position."""
+        maps = self._stem_maps(num_samples, seed)
+        return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1]).numpy().astype(np.float32)
+
+    def _stem_maps(self, num_samples: int, seed: int) -> torch.Tensor:
         images = user_images(self.reference_path) if self.reference_path else None
         crops = torch.from_numpy(image_crops(num_samples, self.image_size, seed, images))
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         device = self.stem.weight.device
-        out = []
-        for start in range(0, len(crops), 128):
-            x = ((crops[start : start + 128] - mean) / std).to(device)
-            out.append(self.stem(x).mean(dim=(2, 3)).float().cpu())
-        return torch.cat(out).numpy().astype(np.float32)
+        return torch.cat([
+            self.stem(((crops[s : s + 128] - mean) / std).to(device)).float().cpu()
+            for s in range(0, len(crops), 128)
+        ])
 
     def save_architecture(self, folder: Path) -> tuple[str, dict[str, Any]]:
         """Nothing to write: `timm` rebuilds the architecture from its name."""

@@ -18,8 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from orca_automl.config import RefineConfig
+from orca_automl.cycle._bridge import bridged_forward, make_bridge
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._model import OrcaModel
+from orca_automl.cycle._scope import param_groups
 from orca_automl.evaluation import Evaluation
 from orca_automl.tasks import Split, Task, loss_for, metric_for
 
@@ -81,13 +83,7 @@ def _autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
 
 
 def _optimizer(model: OrcaModel, config: RefineConfig) -> torch.optim.Optimizer:
-    groups = [{"params": model.new_parameters(), "lr": config.new_lr}]
-    body = model.body_parameters()
-    if config.train_body:
-        groups.append({"params": body, "lr": config.lr})
-    else:
-        for p in body:
-            p.requires_grad_(False)
+    groups = param_groups(model, config)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=0.9, weight_decay=config.weight_decay)
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
@@ -116,6 +112,10 @@ def refine(
 ) -> RefineOutcome:
     """Fine-tune; on return `model` holds the selected checkpoint's weights."""
     optimizer = _optimizer(model, config)
+    bridge = make_bridge(model, config, seed, device)
+    if bridge is not None:
+        optimizer.add_param_group({"params": list(bridge.parameters()), "lr": config.new_lr})
+    bridge_gen = torch.Generator().manual_seed(seed + 2)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
     loss_fn = loss_for(task.task_type)
     X = torch.from_numpy(task.train.X)
@@ -142,7 +142,10 @@ def refine(
         cursor += config.batch_size
         xb, yb = X[idx].to(device), Y[idx].to(device)
         with _autocast(device, config.precision):
-            out = model(xb)
+            if bridge is not None and bridge.share_at(step - 1) > 0:
+                out = bridged_forward(model, bridge, xb, step - 1, bridge_gen)
+            else:
+                out = model(xb)
         if task.task_type == "classification":
             loss = F.cross_entropy(out.float(), yb, label_smoothing=config.label_smoothing)
         else:
@@ -154,7 +157,7 @@ def refine(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.clip)
         optimizer.step()
         scheduler.step()
         if step % config.eval_every == 0 or step == config.steps:

@@ -32,6 +32,7 @@ from orca_automl.backbones import refuse_remote_code
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle._model import OrcaModel, build_model
 from orca_automl.cycle._refine import predict
+from orca_automl.cycle._scope import add_lora, frozen_base_keys, has_lora
 from orca_automl.errors import OrcaInputError
 from orca_automl.tasks import Normalizer, Split, Task, to_predictions
 
@@ -52,11 +53,20 @@ def save_model(
 ) -> Path:
     """Write the model folder at `directory` (replacing an older one atomically)."""
     directory = Path(directory)
+    state = model.state_dict()
+    adapters = None
+    if has_lora(model):  # the pretrained body rebuilds the base weights; keep the rest
+        base = frozen_base_keys(model)
+        state = {k: v for k, v in state.items() if k not in base}
+        adapters = {"kind": "lora", "rank": config.refine.lora_rank,
+                    "alpha": config.refine.lora_alpha, "base": model.backbone.identity}
     with atomic_folder(directory) as tmp:
         name, args = model.backbone.save_architecture(tmp / "backbone")
         rebuild = dataclasses.replace(
             config.model, backbone=name, backbone_args=args, pretrained=False
         )
+        if adapters is not None:
+            rebuild = dataclasses.replace(config.model, pretrained=True)
         config.to_yaml(tmp / "config.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -73,11 +83,12 @@ def save_model(
                 "data_fingerprint": data_fingerprint(task),
             },
             "rebuild": dataclasses.asdict(rebuild),
+            "adapters": adapters,
             "scores": scores or {},
             "notes": notes or [],
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        torch.save(model.state_dict(), tmp / "model.pt")
+        torch.save(state, tmp / "model.pt")
     return directory
 
 
@@ -221,6 +232,19 @@ def read_meta(directory: Path) -> dict[str, Any]:
     return meta
 
 
+def _add_saved_adapters(model: OrcaModel, adapters: dict[str, Any], directory: Path) -> None:
+    """LoRA folders keep only the adapters: the pretrained body they adapt must be the one
+    they were trained on."""
+    if adapters.get("kind") != "lora":
+        raise OrcaInputError(f"{directory}: unknown adapter kind {adapters.get('kind')!r}")
+    if model.backbone.identity != adapters.get("base"):
+        raise OrcaInputError(
+            f"{directory} holds LoRA adapters for {adapters.get('base')}, but the backbone "
+            f"loads as {model.backbone.identity}: make its pretrained weights available"
+        )
+    add_lora(model, int(adapters["rank"]), int(adapters["alpha"]))
+
+
 def load_single(directory: Path, device: str | None = None) -> SavedModel:
     """One model folder (not an ensemble) as a `SavedModel`: data only (JSON, YAML through
     safe_load, weights_only tensors); a folder asking to run its own code is refused."""
@@ -229,7 +253,8 @@ def load_single(directory: Path, device: str | None = None) -> SavedModel:
         refuse_remote_code(folder)
     config = OrcaConfig.from_yaml(directory / "config.yaml")
     rebuild = dict(meta["rebuild"])
-    if rebuild["backbone"] == "hf":
+    adapters = meta.get("adapters")
+    if rebuild["backbone"] == "hf" and not adapters:
         rebuild["backbone_args"] = {
             **rebuild["backbone_args"], "name_or_path": str(directory / "backbone")
         }
@@ -246,7 +271,13 @@ def load_single(directory: Path, device: str | None = None) -> SavedModel:
     )
     model = build_model(skeleton, model_config, config.seed)
     state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    if adapters:
+        _add_saved_adapters(model, adapters, directory)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - frozen_base_keys(model):
+            raise OrcaInputError(f"{directory}/model.pt does not fit its LoRA model: save it again")
+    else:
+        model.load_state_dict(state)
     dev = torch.device(device) if device else torch.device("cpu")
     model.to(dev).eval()
     return SavedModel(model, meta, config, normalizer)
