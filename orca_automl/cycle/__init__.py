@@ -11,6 +11,14 @@ Example:
 """
 
 from orca_automl.cycle._align import AlignOutcome, align, target_labels
+from orca_automl.cycle._augment import (
+    AUGMENTATIONS,
+    Augmentation,
+    AugmentationInfo,
+    Augmenter,
+    augmentation_names,
+    make_augmenter,
+)
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._ensemble import SavedEnsemble, model_parts, save_ensemble
 from orca_automl.cycle._model import OrcaModel, build_model
@@ -27,7 +35,11 @@ from orca_automl.cycle._saved import SavedModel, load_model, save_model
 from orca_automl.evaluation import Evaluation
 
 __all__ = [
+    "AUGMENTATIONS",
     "AlignOutcome",
+    "Augmentation",
+    "AugmentationInfo",
+    "Augmenter",
     "CycleCallback",
     "CycleResult",
     "Evaluation",
@@ -36,12 +48,14 @@ __all__ = [
     "SavedEnsemble",
     "SavedModel",
     "align",
+    "augmentation_names",
     "build_model",
     "evaluate",
     "evaluate_split",
     "evaluate_with_predictions",
     "inference_gflops",
     "load_model",
+    "make_augmenter",
     "model_parts",
     "pick_device",
     "refine",

@@ -65,11 +65,22 @@ def token_args(backbone: Backbone) -> dict[str, Any]:
 
 
 class _Patch1d(Embedder):
-    """Shared padding and layout for 1D patch embedders."""
+    """Shared per-sample normalisation, padding and layout for 1D patch embedders.
 
-    def __init__(self, channels: int, length: int, patch: int) -> None:
+    With `instance_norm`, each series is scaled by its own statistics per channel,
+    (x - mean over time) / (std over time + 1e-5), before patching: the embedding then sees
+    shape, not level or amplitude. Tabular rows (B, F) are left alone: a row's mean and std
+    mix features of different units, so they describe no property of the sample.
+    """
+
+    def __init__(self, channels: int, length: int, patch: int, instance_norm: bool) -> None:
         super().__init__()
+        if not isinstance(instance_norm, bool):
+            raise OrcaInputError(
+                f"embedder_args.instance_norm must be true or false, got {instance_norm!r}"
+            )
         self.channels, self.length, self.patch = channels, length, patch
+        self.instance_norm = instance_norm
         self.tokens = math.ceil(length / patch)
         self.layout = TokenLayout("1d", patch=patch, length=length)
 
@@ -79,35 +90,40 @@ class _Patch1d(Embedder):
         channels = input_shape[0] if len(input_shape) > 1 else 1
         return cls(channels=channels, length=input_shape[-1], **token_args(backbone), **args)
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 2:  # tabular rows (B, F) are one-channel sequences
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:  # tabular rows (B, F) are one-channel sequences (never normalised)
             x = x.unsqueeze(1)
+        elif self.instance_norm:
+            std, mean = torch.std_mean(x, dim=-1, keepdim=True, unbiased=False)
+            x = (x - mean) / (std + 1e-5)
         extra = self.tokens * self.patch - x.shape[-1]
         return F.pad(x, (0, extra)) if extra else x
 
 
 @EMBEDDERS.register("conv1d", EmbedderInfo(
     modalities=("1d", "tabular"), backbone_kind=SequenceBackbone.kind,
-    defaults={"target_seq_len": 64}, default_for=("1d",),
+    defaults={"target_seq_len": 64, "instance_norm": False}, default_for=("1d",),
 ))
 class Conv1dEmbedder(_Patch1d):
     """ORCA's 1D embedder: Conv1d(C -> width, kernel = stride = k) + LayerNorm."""
 
     def __init__(
         self, channels: int, length: int, width: int, token_norm: float, max_positions: int,
-        target_seq_len: int,
+        target_seq_len: int, instance_norm: bool,
     ) -> None:
-        super().__init__(channels, length, patch_size(length, target_seq_len, max_positions))
+        super().__init__(
+            channels, length, patch_size(length, target_seq_len, max_positions), instance_norm
+        )
         self.conv = nn.Conv1d(channels, width, kernel_size=self.patch, stride=self.patch)
         self.norm = ScaledLayerNorm(width, token_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.conv(self._pad(x)).transpose(1, 2))
+        return self.norm(self.conv(self._prepare(x)).transpose(1, 2))
 
 
 @EMBEDDERS.register("patch_mlp", EmbedderInfo(
     modalities=("1d",), backbone_kind=SequenceBackbone.kind,
-    defaults={"target_seq_len": 64, "hidden": 256},
+    defaults={"target_seq_len": 64, "hidden": 256, "instance_norm": False},
 ))
 class PatchMLPEmbedder(_Patch1d):
     """Non-overlapping patches through a two-layer MLP: a non-linear alternative to the
@@ -115,16 +131,18 @@ class PatchMLPEmbedder(_Patch1d):
 
     def __init__(
         self, channels: int, length: int, width: int, token_norm: float, max_positions: int,
-        target_seq_len: int, hidden: int,
+        target_seq_len: int, hidden: int, instance_norm: bool,
     ) -> None:
-        super().__init__(channels, length, patch_size(length, target_seq_len, max_positions))
+        super().__init__(
+            channels, length, patch_size(length, target_seq_len, max_positions), instance_norm
+        )
         self.mlp = nn.Sequential(
             nn.Linear(channels * self.patch, hidden), nn.GELU(), nn.Linear(hidden, width)
         )
         self.norm = ScaledLayerNorm(width, token_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._pad(x)
+        x = self._prepare(x)
         b, c, _ = x.shape
         patches = x.reshape(b, c, self.tokens, self.patch).permute(0, 2, 1, 3)
         return self.norm(self.mlp(patches.reshape(b, self.tokens, c * self.patch)))
