@@ -71,11 +71,11 @@ def test_builtin_metadata() -> None:
     assert HEADS.info("pool_linear") is None and TASKS.info("gunpoint") is None
     info = EMBEDDERS.info("patch_mlp")
     assert (info.modalities, info.backbone_kind) == (("1d",), "sequence")
-    assert embedder_defaults("patch_mlp") == {"target_seq_len": 64, "hidden": 256}
+    assert embedder_defaults("patch_mlp") == {"target_seq_len": 64, "hidden": 256, "instance_norm": False}
     assert embedder_defaults("conv_adapter") == {"hidden": 16}
     assert embedder_defaults("stem_conv") == {}
     embedder_defaults("conv1d")["target_seq_len"] = 1  # a copy: the registry keeps 64
-    assert embedder_defaults("conv1d") == {"target_seq_len": 64}
+    assert embedder_defaults("conv1d") == {"target_seq_len": 64, "instance_norm": False}
     with pytest.raises(TypeError):
         info.defaults["hidden"] = 1  # type: ignore[index]
 

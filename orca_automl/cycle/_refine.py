@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from orca_automl.config import RefineConfig
+from orca_automl.cycle._augment import make_augmenter
 from orca_automl.cycle._bridge import bridged_forward, make_bridge
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._model import OrcaModel
@@ -116,6 +117,8 @@ def refine(
     if bridge is not None:
         optimizer.add_param_group({"params": list(bridge.parameters()), "lr": config.new_lr})
     bridge_gen = torch.Generator().manual_seed(seed + 2)
+    augmenter = make_augmenter(task, config.augment, config.augment_ops)
+    augment_gen = torch.Generator().manual_seed(seed + 3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
     loss_fn = loss_for(task.task_type)
     X = torch.from_numpy(task.train.X)
@@ -140,7 +143,10 @@ def refine(
             order, cursor = torch.randperm(n, generator=gen), 0
         idx = order[cursor : cursor + config.batch_size]
         cursor += config.batch_size
-        xb, yb = X[idx].to(device), Y[idx].to(device)
+        xb, yb = X[idx], Y[idx].to(device)
+        if augmenter is not None:  # training batches only
+            xb = augmenter(xb, augment_gen)
+        xb = xb.to(device)
         with _autocast(device, config.precision):
             if bridge is not None and bridge.share_at(step - 1) > 0:
                 out = bridged_forward(model, bridge, xb, step - 1, bridge_gen)

@@ -12,6 +12,7 @@ from torch import nn
 
 from orca_automl.config import OrcaConfig, Stage
 from orca_automl.cycle._align import AlignOutcome, align
+from orca_automl.cycle._augment import make_augmenter
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._model import OrcaModel, build_model
 from orca_automl.cycle._refine import evaluate_outputs, predict, refine
@@ -99,6 +100,7 @@ def run_cycle(
     dev = pick_device(device)
     cfg = config.schedule(schedule)
     schedule = Stage(schedule)
+    make_augmenter(task, cfg.refine.augment, cfg.refine.augment_ops)  # bad ops: refused now
     start = time.perf_counter()
     seed_everything(cfg.seed)
     model = build_model(task, cfg.model, cfg.seed).to(dev)

@@ -8,7 +8,7 @@ Example:
     >>> compatible_embedders("1d")
     ['conv1d', 'patch_mlp']
     >>> default_embedder("1d", "sequence"), embedder_defaults("conv1d")
-    ('conv1d', {'target_seq_len': 64})
+    ('conv1d', {'target_seq_len': 64, 'instance_norm': False})
 """
 
 from __future__ import annotations
