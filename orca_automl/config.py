@@ -9,6 +9,7 @@ Schedules are sized in optimizer STEPS, not epochs: tiny tasks get too few updat
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -248,13 +249,15 @@ def _upgrade(data: Any) -> Any:
 
 def _check_fraction(obj: object, name: str, low_open: bool, high_open: bool) -> None:
     value = getattr(obj, name)
-    if (value <= 0 if low_open else value < 0) or (value >= 1 if high_open else value > 1):
+    if not math.isfinite(value) or (value <= 0 if low_open else value < 0) or (value >= 1 if high_open else value > 1):
         bounds = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
         raise OrcaInputError(f"{type(obj).__name__}.{name} must be in {bounds}, got {value}")
 
 
 def _check_positive(obj: object, name: str, allow_zero: bool = False) -> None:
     value = getattr(obj, name)
+    if not math.isfinite(value):
+        raise OrcaInputError(f"{type(obj).__name__}.{name} must be a finite number, got {value}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise OrcaInputError(f"{type(obj).__name__}.{name} must be {bound}, got {value}")
@@ -291,6 +294,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise OrcaInputError(f"config key {key!r} must be a mapping, got {value!r}")
+        if not all(isinstance(k, str) for k in value):
+            raise OrcaInputError(f"config key {key!r} must map names to values, got {value!r}")
         return dict(value)
     if origin in (typing.Union, types.UnionType):
         return value

@@ -1,9 +1,11 @@
 """Stage 2, distribution alignment: train only the embedder so the features the body
 receives move towards the backbone's reference features under the chosen distance.
 
-With align.label_weight > 0 the optimised loss is distance + label_weight *
-`label_structure_loss` on the same batch of features (a RECRAFT-style term that keeps the
-target's classes apart while the distance moves them). The curve and the probe values stay
+With align.label_weight > 0 the optimised loss is distance + label_weight * |initial
+distance| * `label_structure_loss` on the same batch of features (a RECRAFT-style term that
+keeps the target's classes apart while the distance moves them). The term lies in [-1, 0];
+scaling it by the distance this run starts from makes the weight mean the same for every
+metric (distances differ by orders of magnitude: MMD ~1, OTDD ~10^3). The curve and the probe values stay
 the distance alone, so alignment losses remain comparable across trials whatever the weight.
 With metric "none" (or steps 0) the stage does nothing, whatever label_weight says: "none"
 is the search's no-alignment control, and a label-only stage would no longer be one.
@@ -87,7 +89,8 @@ def align(
                 )
             loss = distance
             if config.label_weight > 0:  # skipped at 0: the default path stays bit-identical
-                loss = distance + config.label_weight * label_structure_loss(features, y[idx])
+                weight = config.label_weight * abs(outcome.initial)
+                loss = distance + weight * label_structure_loss(features, y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

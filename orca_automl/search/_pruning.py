@@ -50,6 +50,8 @@ def alignment_group(config: OrcaConfig) -> str | None:
     metric = str(align.metric)
     if align.metric_args:
         metric += json.dumps(align.metric_args, sort_keys=True)
+    if align.label_weight > 0:  # a label term moves the distance it ends at by design
+        metric += f" + label term {align.label_weight:g}"
     return " | ".join([body, metric, f"{align.source_samples} reference samples"])
 
 

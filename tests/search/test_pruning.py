@@ -43,6 +43,8 @@ def test_groups_compare_like_with_like() -> None:
     assert alignment_group(random_weights) != alignment_group(MMD)
     other_reference = MMD.with_overrides({"model.backbone_args": {"reference": "mine.npz"}})
     assert alignment_group(other_reference) != alignment_group(MMD)
+    label_term = MMD.with_overrides({"align.label_weight": 0.5})  # it ends at another distance
+    assert alignment_group(label_term) != alignment_group(MMD)
     assert alignment_group(MMD.with_overrides({"align.metric": "none"})) is None
 
 
