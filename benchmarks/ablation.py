@@ -15,6 +15,15 @@ reference, one model trained on the training split alone (what `orca-train` does
 score, device seconds and inference cost of each, from the same fold runs.
 
     python benchmarks/ablation.py --winner-forms --tasks italy_power_demand diabetes breast_cancer gunpoint basic_motions --seeds 0 --resume
+
+With --options it measures each searchable option of the engine against ORCA's default
+(table ablation_options.md): per task and seed, the option's configuration runs the fold
+protocol of `--validation` at the `--stage` schedule (a bag of fold models under
+cross-validation, one model on a hold-out split), and the table gives its test score, the
+difference to the default on the same folds, and device seconds per trial (all its folds),
+i.e. how many such trials a budget buys. Every run is logged; --resume reuses them.
+
+    python benchmarks/ablation.py --options --stage short --seeds 0 1 2 --resume
 """
 
 from __future__ import annotations
@@ -52,7 +61,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=["gunpoint", "breast_cancer", "digits"])
+    parser.add_argument("--tasks", nargs="+", default=None,
+                        help="default: gunpoint breast_cancer digits; the six quality tasks "
+                        "with --options")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--smoke", action="store_true", help="tiny schedules (checks the script runs)")
     parser.add_argument("--out", default=None, help="output folder (default docs/benchmarks)")
@@ -62,9 +73,19 @@ def main() -> None:
                         help="the fold protocol of --winner-forms (orca-search --validation)")
     parser.add_argument("--resume", action="store_true",
                         help="--winner-forms: reuse the runs logged beside the table")
+    parser.add_argument("--options", action="store_true",
+                        help="each searchable option against the default (see above)")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="--options: measure only these options (names as in the table)")
+    parser.add_argument("--stage", choices=["short", "full"], default="full",
+                        help="--options: the schedule each configuration runs")
     args = parser.parse_args()
+    args.tasks = args.tasks or (QUALITY_TASKS if args.options else
+                                ["gunpoint", "breast_cancer", "digits"])
     if args.winner_forms:
         return winner_forms(args)
+    if args.options:
+        return options(args)
 
     rows = []
     for name in args.tasks:
@@ -160,6 +181,131 @@ def winner_forms(args: argparse.Namespace) -> None:
             "inference cost per sample (a bag runs all K models). A task the protocol holds "
             "out (digits under auto: over 500 samples) has no bag and is skipped. Every run "
             "is logged in winner_form_runs.jsonl beside this table; --resume reuses them.")
+
+
+#: The quality benchmark's six tasks.
+QUALITY_TASKS = ["gunpoint", "italy_power_demand", "basic_motions", "digits", "breast_cancer",
+                 "diabetes"]
+
+#: Each searchable option as config overrides on ORCA's default ("default": none).
+OPTIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "scope: top 2 blocks + norms": {"refine.scope": "top", "refine.top_blocks": 2},
+    "scope: norms + biases": {"refine.scope": "norms"},
+    "scope: frozen body": {"refine.scope": "frozen"},
+    "scope: LoRA r8": {"refine.scope": "lora", "refine.lora_rank": 8},
+    "layer decay 0.7": {"refine.layer_decay": 0.7},
+    "augment 0.5": {"refine.augment": 0.5},
+    "per-sample norm": {"model.embedder_args.instance_norm": True},
+    "bridge 0.3": {"refine.bridge": 0.3},
+    "label-aware align 1.0": {"align.label_weight": 1.0},
+    "bf16 refine": {"refine.precision": "bf16"},
+    "16 tokens": {"model.embedder_args.target_seq_len": 16},
+}
+
+
+def options(args: argparse.Namespace) -> None:
+    """The --options table: every searchable option against the default, fold protocol."""
+    out = Path(args.out) if args.out else OUT_DIR
+    log = RunLog(out / "ablation_options_runs.jsonl", reuse=args.resume)
+    tasks = args.tasks
+    names = [n for n in OPTIONS if args.only is None or n in args.only or n == "default"]
+    found: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for seed in args.seeds:
+        for name in tasks:
+            task = load_task(name, seed=seed)
+            folds = parse_validation(args.validation, len(task.train) + len(task.val), seed)
+            warm_up(task, args.smoke)
+            for option in names:
+                key = {"task": name, "seed": seed, "option": OPTIONS[option],
+                       "validation": args.validation, "stage": args.stage, "smoke": args.smoke}
+                cfg = OrcaConfig().with_overrides({"seed": seed})
+                if args.smoke:
+                    cfg = cfg.with_overrides(SMOKE_OVERRIDES)
+                r = log.run(key, partial(option_run, task, cfg, OPTIONS[option], folds,
+                                         Stage(args.stage)))
+                found[(name, option, seed)] = r
+                shown = "n/a: " + r["error"] if r.get("error") else (
+                    f"test {r['test']:.4f}, {r['seconds']:.0f} s")
+                print(f"{name} seed {seed} {option}: {shown}", flush=True)
+            write_options_table(found, tasks, names, args, out)
+
+
+def warm_up(task: Task, smoke: bool) -> None:
+    """One step of the default on `task`, unmeasured: the backbone's reference features get
+    cached and the process warm, so the first option measured pays no more than the last."""
+    cfg = OrcaConfig().with_overrides(
+        {"align.steps": 1, "refine.steps": 1, "refine.eval_every": 1})
+    run_cycle(task, cfg.with_overrides(SMOKE_OVERRIDES) if smoke else cfg)
+
+
+def option_run(task: Task, cfg: OrcaConfig, overrides: dict[str, Any], validation: Validation,
+               stage: Stage) -> dict[str, Any]:
+    """One option on one task and seed: the test score of its bag of fold models (the folds
+    `validation` runs at `stage`; one model on a hold-out split), its mean validation score
+    and its device seconds over those runs; `error` when it does not apply. Test data is
+    scored here for the table only; the search itself never scores a short run on it."""
+    from orca_automl.cycle import evaluate_with_predictions
+    from orca_automl.errors import OrcaInputError
+
+    try:
+        config = cfg.with_overrides(overrides)
+        parts = ([task.fold(i, validation.folds, validation.seed)
+                  for i in validation.folds_of(stage)]
+                 if validation.cross_validated else [task])
+        results = [run_cycle(part, config, schedule=stage) for part in parts]
+    except OrcaInputError as exc:
+        return {"error": str(exc)}
+    tests = [evaluate_with_predictions(r.model, part, "test") for r, part in zip(results, parts, strict=True)]
+    metric = metric_for(task.task_type)
+    bag = sum(predictions for _, predictions in tests) / len(tests)
+    return {"metric": metric.name, "test": float(metric(task.test.y, bag)),
+            "val": statistics.mean(r.val.score for r in results),
+            "seconds": sum(r.device_seconds for r in results), "cost": results[0].cost,
+            "runs": len(results)}
+
+
+def write_options_table(found: dict[tuple[str, str, int], dict[str, Any]], tasks: list[str],
+                        names: list[str], args: argparse.Namespace, out: Path) -> None:
+    """One row per option: per task the test score (mean over seeds) and its difference to
+    the default on the same seeds; then device seconds per trial against the default's."""
+    rows: list[dict[str, object]] = []
+    for option in names:
+        row: dict[str, object] = {"option": option}
+        ratios = []
+        for name in tasks:
+            pairs, scores = [], []
+            for seed in args.seeds:
+                r, d = found.get((name, option, seed)), found.get((name, "default", seed))
+                if r is None or r.get("error") or d is None or d.get("error"):
+                    continue
+                scores.append(r["test"])
+                pairs.append((r["test"], d["test"]))
+                ratios.append(r["seconds"] / d["seconds"])
+            if not scores:
+                row[name] = "n/a"
+            elif option == "default":
+                row[name] = summary(scores)
+            else:
+                row[name] = f"{summary(scores)} ({paired_difference(pairs)})"
+        row["device s / trial vs default"] = (
+            f"{statistics.mean(ratios):.2f}x" if ratios else "n/a")
+        rows.append(row)
+    seconds = [r["seconds"] for (_, o, _), r in found.items() if o == "default" and "seconds" in r]
+    typical = f" (the default: {statistics.mean(seconds):.0f} s per trial on average)" if seconds else ""
+    write_report(
+        "ablation_options",
+        "Each searchable option against ORCA's default (test scores, fold protocol)",
+        rows, out_dir=out,
+        notes=f"Seeds: {args.seeds}; validation `{args.validation}`; `{args.stage}` schedule"
+        f"{' (SMOKE: tiny schedules)' if args.smoke else ''}. Each cell: the option's test "
+        "score, mean ± std over seeds, and in brackets its difference to the default on the "
+        "same seeds and folds (seeds better / worse). Under cross-validation a "
+        "configuration is the bag of its fold models (the folds the search runs at that "
+        "schedule), on a hold-out split one model. Device seconds: all of a trial's folds, "
+        "as the budget charges them; their ratio to the default's, averaged over tasks and "
+        f"seeds, says how many more (< 1x) or fewer trials the same budget buys{typical}. "
+        "n/a: the option does not apply to the task's embedder or backbone.")
 
 
 #: The forms compared, and their column labels.

@@ -53,6 +53,8 @@ WINNER_FORM_COLUMNS = [
     "bag of fold models: GFLOPs", "refit on all data: GFLOPs", "train split only: GFLOPs",
 ]
 
+OPTIONS_COLUMNS = ["option", "italy_power_demand", "device s / trial vs default"]
+
 TRIAL_PROFILE_COLUMNS = [
     "precision", "build + reference s", "align s", "refine s", "trial s",
     "refine speed-up vs fp32", "test score",
@@ -69,6 +71,9 @@ TRIAL_PROFILE_COLUMNS = [
         # digits is held out under `auto` (over 500 samples): skipped, not a row
         pytest.param("ablation", ["--winner-forms", "--tasks", "gunpoint", "digits", "--seeds",
                                   "0"], "winner_form", WINNER_FORM_COLUMNS, 1, id="winner_form"),
+        pytest.param("ablation", ["--options", "--tasks", "italy_power_demand", "--seeds", "0",
+                                  "--stage", "short", "--only", "scope: LoRA r8", "augment 0.5"],
+                     "ablation_options", OPTIONS_COLUMNS, 3, id="ablation_options"),
         pytest.param("orchestration_overhead", [], "orchestration_overhead",
                      ORCHESTRATION_COLUMNS, 3, id="orchestration_overhead",
                      marks=pytest.mark.integration),
