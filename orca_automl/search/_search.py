@@ -290,7 +290,7 @@ def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
     task = toolkit.load_task(options.task, options.seed)  # loading it may take a while
     name = options.study or default_study_name(task.name)
     url = given or check_storage_url(default_storage_url(name))
-    space = space.for_task(task.modality, toolkit.embedder_fits(task.modality))
+    space = space.for_task(task.modality, toolkit.embedder_fits(task.modality), task.task_type)
     validation = parse_validation(options.validation, len(task.train) + len(task.val),
                                   options.seed)
     if validation.cross_validated:

@@ -95,8 +95,11 @@ class SearchSpace:
     params: tuple[Param, ...]
     promotion: PromotionSettings
 
-    def for_task(self, modality: str, fits: Callable[[str, str], bool]) -> SearchSpace:
-        """Keep the embedders and backbones that fit a task of `modality`.
+    def for_task(self, modality: str, fits: Callable[[str, str], bool],
+                 task_type: str = "classification") -> SearchSpace:
+        """Keep the embedders and backbones that fit a task of `modality`, and drop the
+        augmentation parameters for dense tasks (which refuse augmentation: moving an input
+        would need the same move of its target field).
 
         fits(backbone, embedder) says whether that pair takes this modality. When the fitting
         embedders differ per backbone, the embedder becomes one conditional parameter per
@@ -116,6 +119,8 @@ class SearchSpace:
                 f"(see orca_automl.embedders.compatible_embedders('{modality}'))"
             )
         params = list(self.params)
+        if task_type == "dense":
+            params = [p for p in params if p.name not in ("refine.augment", "refine.augment_ops")]
         if backbone is not None:
             index = params.index(backbone)
             params[index] = dataclasses.replace(backbone, distribution=CategoricalDistribution(kept))

@@ -196,3 +196,13 @@ def test_defaults_outside_the_space_are_left_to_the_sampler() -> None:
     space = _space({"refine.lr": {"float": [1e-3, 1e-2]}, "refine.steps": {"int": [100, 350], "step": 50},
                     "align.metric": {"choices": ["mmd", "none"]}})
     assert space.engine_defaults({}) == {}  # lr 1e-4, 400 steps and otdd_gaussian are all outside
+
+
+def test_dense_tasks_search_no_augmentation() -> None:
+    """A dense task refuses augmentation, so its trials never sample it; other tasks do."""
+    space = load_space("default")
+    fits = fake_toolkit().embedder_fits("1d")
+    names = {p.name for p in space.for_task("1d", fits, "classification").params}
+    dense = {p.name for p in space.for_task("1d", fits, "dense").params}
+    assert {"refine.augment", "refine.scope", "refine.bridge"} <= names
+    assert names - dense == {"refine.augment"}
