@@ -35,6 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from _report import OUT_DIR, paired_difference, summary, write_report
 from _runs import RunLog
 from _searching import SMOKE_OVERRIDES, fold_runs
@@ -258,7 +259,7 @@ def option_run(task: Task, cfg: OrcaConfig, overrides: dict[str, Any], validatio
         return {"error": str(exc)}
     tests = [evaluate_with_predictions(r.model, part, "test") for r, part in zip(results, parts, strict=True)]
     metric = metric_for(task.task_type)
-    bag = sum(predictions for _, predictions in tests) / len(tests)
+    bag = np.mean([predictions for _, predictions in tests], axis=0)
     return {"metric": metric.name, "test": float(metric(task.test.y, bag)),
             "val": statistics.mean(r.val.score for r in results),
             "seconds": sum(r.device_seconds for r in results), "cost": results[0].cost,

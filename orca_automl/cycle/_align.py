@@ -76,7 +76,8 @@ def align(
     model.backbone.eval()  # no dropout noise in the distance
     model.embedder.train()
     try:
-        outcome = AlignOutcome(initial=_probe(model, metric, X[probe], y[probe]))
+        initial = _probe(model, metric, X[probe], y[probe])
+        outcome = AlignOutcome(initial=initial)
         optimizer = torch.optim.Adam(model.embedder.parameters(), lr=config.lr)
         for step in range(config.steps):
             idx = torch.randperm(len(X), generator=gen)[: config.batch_size].to(device)
@@ -89,7 +90,7 @@ def align(
                 )
             loss = distance
             if config.label_weight > 0:  # skipped at 0: the default path stays bit-identical
-                weight = config.label_weight * abs(outcome.initial)
+                weight = config.label_weight * abs(initial)
                 loss = distance + weight * label_structure_loss(features, y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -14,6 +14,7 @@ only: it is not part of the saved model.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -68,12 +69,15 @@ class ModalityBridge(nn.Module):
 
 def make_bridge(
     model: OrcaModel, config: RefineConfig, seed: int, device: torch.device,
-    reference_samples: int = 500,
+    reference_samples: int = 500, max_tokens: int = 50_000,
 ) -> ModalityBridge | None:
-    """The bridge `config` asks for (None when refine.bridge is 0)."""
+    """The bridge `config` asks for (None when refine.bridge is 0); its pool keeps at most
+    `max_tokens` reference tokens (an image body gives one per first-conv pixel)."""
     if config.bridge == 0.0:
         return None
     tokens = model.backbone.reference_tokens(reference_samples, seed)
+    if len(tokens) > max_tokens:
+        tokens = tokens[np.random.default_rng(seed).choice(len(tokens), max_tokens, replace=False)]
     until = int(round(config.bridge_until * config.steps))
     return ModalityBridge(torch.from_numpy(tokens), config.bridge, until).to(device)
 
