@@ -59,6 +59,9 @@ def main() -> None:
     parser.add_argument("--neural-seeds", type=int, default=None, metavar="N",
                         help="run the search and ORCA's variants on the first N seeds only (the "
                              "baselines run on every seed); default: all")
+    parser.add_argument("--search-space", default=None, metavar="SPACE",
+                        help="orca-search --search-space (default cpu-small); runs are logged "
+                        "under the space file's contents, so two spaces never share a run")
     parser.add_argument("--smoke", action="store_true", help="tiny schedules (checks the script runs)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the runs logged beside the table for the same settings "
@@ -75,7 +78,7 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        space = smoke_space(Path(scratch)) if args.smoke else None
+        space = smoke_space(Path(scratch)) if args.smoke else args.search_space
         for name in args.tasks:
             protocols = list(args.validations)
             scores: dict[str, list[float]] = {
@@ -179,7 +182,7 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace, neural_seeds
         rows,
         notes=f"Seeds: {args.seeds} (search and ORCA variants on seeds {neural_seeds}; each seed "
         "re-draws the validation split and every initialisation; test sets are fixed). orca-search: "
-        f"{'a tiny smoke' if args.smoke else 'cpu-small'} space, {args.workers} workers, TPE sampler, all pruning rules, "
+        f"{'a tiny smoke' if args.smoke else (args.search_space or 'cpu-small')} space, {args.workers} workers, TPE sampler, all pruning rules, "
         "validation protocols as in the columns (auto: 5-fold cross-validation below 500 "
         "training + validation samples, short trials on 2 folds, winners are bags of 5 fold "
         "models; holdout: the validation split), the field's baselines scored in each study on "
