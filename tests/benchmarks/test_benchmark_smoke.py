@@ -116,3 +116,13 @@ def test_smoke_run_writes_markdown_and_csv(
         assert [(tmp_path / f"{log}_runs.jsonl").read_text() for log in ("quality", "search")] == logged
         with open(tmp_path / "quality.csv", newline="") as f:
             assert list(csv.DictReader(f)) == rows
+
+
+def test_candidate_spaces_extend_a_shipped_space() -> None:
+    """benchmarks/spaces/*.yaml load as search spaces, each a shipped space plus options."""
+    from orca_automl.search import load_space
+
+    shipped = {p.name for p in load_space("cpu-small").params}
+    for path in sorted((ROOT / "benchmarks" / "spaces").glob("*.yaml")):
+        names = {p.name for p in load_space(str(path)).params}
+        assert shipped < names, path.name
