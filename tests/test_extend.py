@@ -71,7 +71,7 @@ from orca_automl.cycle import load_model
 from orca_automl.search import SearchOptions, run_search
 from orca_automl.tasks import load_task
 
-result = run_search(SearchOptions(task="sine_or_square", budget="40s", workers=1,
+result = run_search(SearchOptions(task="sine_or_square", budget="25s", workers=1,
                                   storage=sys.argv[1], search_space=sys.argv[2],
                                   validation="holdout"))
 task = load_task("sine_or_square")

@@ -134,7 +134,7 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(
     assert promoted and len(promoted) == len(set(promoted))
 
 
-@pytest.mark.parametrize(("validation", "budget"), [("holdout", "90s"), ("cv:3/2", "150s")])
+@pytest.mark.parametrize(("validation", "budget"), [("holdout", "60s"), ("cv:3/2", "100s")])
 def test_the_real_cycle_through_ray_on_a_tiny_model(  # type: ignore[no-untyped-def]
     tmp_path: Path, tiny_bert_dir: Path, toy_task, validation: str, budget: str
 ) -> None:
