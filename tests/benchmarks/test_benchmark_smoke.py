@@ -80,7 +80,7 @@ TRIAL_PROFILE_COLUMNS = [
         pytest.param("quality", ["--tasks", "gunpoint", "--seeds", "0"], "quality",
                      QUALITY_COLUMNS, 1, id="quality", marks=pytest.mark.integration),
         pytest.param("search_efficiency", ["--tasks", "gunpoint"], "search_efficiency",
-                     SEARCH_EFFICIENCY_COLUMNS, 2, id="search_efficiency",
+                     SEARCH_EFFICIENCY_COLUMNS, 1, id="search_efficiency",
                      marks=pytest.mark.integration),
         pytest.param("search_efficiency", ["--fidelity", "3", "--tasks", "gunpoint", "--seeds",
                                            "0"], "search_fidelity", FIDELITY_COLUMNS, 1,
