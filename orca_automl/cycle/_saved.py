@@ -62,11 +62,9 @@ def save_model(
                     "alpha": config.refine.lora_alpha, "base": model.backbone.identity}
     with atomic_folder(directory) as tmp:
         name, args = model.backbone.save_architecture(tmp / "backbone")
-        rebuild = dataclasses.replace(
-            config.model, backbone=name, backbone_args=args, pretrained=False
-        )
-        if adapters is not None:
-            rebuild = dataclasses.replace(config.model, pretrained=True)
+        rebuild = (dataclasses.replace(config.model, pretrained=True) if adapters is not None
+                   else dataclasses.replace(config.model, backbone=name, backbone_args=args,
+                                            pretrained=False))
         config.to_yaml(tmp / "config.yaml")
         meta = {
             "format_version": FORMAT_VERSION,

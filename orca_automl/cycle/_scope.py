@@ -145,10 +145,3 @@ def frozen_base_keys(model: OrcaModel) -> set[str]:
     if not has_lora(model):
         return set()
     return {f"backbone.{n}" for n, _ in model.backbone.named_parameters() if "lora_" not in n}
-
-
-def count_parameters(model: OrcaModel) -> dict[str, int]:
-    """How many parameters learn and how many there are (what a scope buys, in numbers)."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable": trainable, "total": total}
