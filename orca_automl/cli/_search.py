@@ -13,8 +13,9 @@ from typing import TextIO
 
 import optuna
 
-from orca_automl.cli._common import OneLineParser, add_plugin_flag, run_command
+from orca_automl.cli._common import OneLineParser, add_plugin_flag, one_line, run_command
 from orca_automl.cli._progress import Progress, winners_table
+from orca_automl.cli._report import describe_report
 from orca_automl.search import (
     PRUNING_MODES,
     SAMPLERS,
@@ -48,6 +49,7 @@ examples:
 study layout (default storage sqlite:///studies/<study>.db):
   studies/<study>.db                    the Optuna study: trials, params, states, user attrs
   studies/<study>/winners/trial-<N>/    saved winners (orca-predict --model <folder>)
+  studies/<study>/report/report.html    the study's report (also report.md and PNGs; orca-report)
   studies/<study>/ray/                  Ray's logs of a locally started cluster
   The <study>/ folder sits next to an SQLite file; for other databases it is ./studies/<study>/.
 
@@ -121,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "on all training + validation data (its final checkpoint) and that model "
                         "is saved and served instead of the bag of its fold models (one model "
                         "to run instead of K; its folds still score it)")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write the study's report (studies/<study>/report/report.html, "
+                        "PNGs, report.md) and its optuna-dashboard figures at the end; "
+                        "orca-report writes it any time")
     p.add_argument("--new-study", action="store_true",
                    help="when the study exists for other data or another space, start a new one "
                         "named <study>-2, -3, ... in the same storage instead of refusing")
@@ -177,4 +183,25 @@ def search_command(
     print(winners_table(result), file=out)
     url = redact_url(result.storage)
     print(f"study {result.study_name!r}: {url}  (optuna-dashboard {url})", file=out)
+    if not args.no_report:
+        write_session_report(result.storage, result.study_name, args.debug, out)
     return 0
+
+
+def write_session_report(storage: str, study_name: str, debug: bool, out: TextIO) -> None:
+    """The study's report, written and registered with optuna-dashboard. A report that fails
+    costs the search nothing: one line says so and how to retry, and the command still
+    succeeds (its trials and winners are saved)."""
+    from orca_automl.report import register_dashboard, write_report
+
+    try:
+        report = write_report(storage, study_name)
+        register_dashboard(storage, study_name, report)
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"orca-search: the report was not written ({type(exc).__name__}: "
+              f"{one_line(str(exc))}); orca-report --study {study_name} retries it",
+              file=sys.stderr)
+        return
+    print(describe_report(report, dashboard=True), file=out)

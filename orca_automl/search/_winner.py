@@ -14,7 +14,7 @@ stored on the study.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,13 @@ class WinnerDecision:
         return (f"{verdict}: {found.difference:+.3f}, {self.confidence:.0%} lower bound "
                 f"{found.lower_bound:+.3f} on {found.samples} samples"
                 + (" (winner)" if trial == self.winner else ""))
+
+    @classmethod
+    def from_attr(cls, attr: Mapping[str, Any]) -> WinnerDecision:
+        """The decision as `to_attr` recorded it on the study."""
+        return cls(attr.get("winner"), attr.get("incumbent"), float(attr.get("confidence", 0.9)),
+                   tuple(Comparison(c["trial"], c["incumbent"], c["samples"], c["difference"],
+                                    c["lower_bound"]) for c in attr.get("comparisons", ())))
 
     def to_attr(self) -> dict[str, Any]:
         return {

@@ -357,7 +357,9 @@ def options(**overrides: Any) -> SearchOptions:
 
 
 def args(**overrides: Any) -> argparse.Namespace:
-    """Parsed `orca-search` arguments with test defaults."""
+    """Parsed `orca-search` arguments with test defaults (no report unless `no_report=None`:
+    tests/report checks reports)."""
+    overrides.setdefault("no_report", True)
     argv = ["--task", "fake-1d", "--budget", "60s", "--search-space", str(SPACES / "tiny.yaml"),
             "--validation", "holdout"]
     for key, value in overrides.items():
