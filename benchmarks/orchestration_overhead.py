@@ -163,7 +163,7 @@ def run_search(task: str, workers: int, budget: str, base: dict[str, Any], seed:
     command = [sys.executable, "-c", LAUNCH, "--task", task, "--budget", budget,
                "--workers", str(workers), "--storage", url, "--study", f"w{workers}",
                "--search-space", str(space), "--seed", str(seed),
-               "--no-baselines", "--no-ensemble"]  # trials only: what the replay can repeat
+               "--no-baselines", "--no-ensemble", "--no-report"]  # trials only: what the replay can repeat
     log = folder / f"w{workers}.log"
     with open(log, "w") as out:
         launched = time.time()
