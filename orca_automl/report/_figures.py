@@ -60,7 +60,8 @@ def figure(name: str, title: str, caption: str) -> Callable[[Build], Build]:
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     fig.update_layout(title={"text": title}, xaxis_title=x, yaxis_title=y, template="plotly_white",
-                      legend={"orientation": "h", "y": -0.2}, margin={"t": 60, "b": 90},
+                      legend={"orientation": "h", "y": -0.2}, showlegend=True,
+                      margin={"t": 60, "b": 90},
                       width=900, height=520)
     return fig
 
