@@ -28,6 +28,9 @@ from orca_automl.report._page import leaderboard_markdown, markdown, page, summa
 from orca_automl.report._png import save_png
 from orca_automl.search import study_folder
 
+#: The height of optuna-dashboard's cards for user-defined plots (0.21), in pixels.
+DASHBOARD_HEIGHT = 450
+
 
 @dataclass(frozen=True)
 class Report:
@@ -103,8 +106,10 @@ def register_dashboard(storage: str, study_name: str, report: Report) -> None:
     rdb = RDBStorage(storage, skip_table_creation=True)
     try:
         study = optuna.load_study(study_name=study_name, storage=rdb)
-        for name, fig in report.plots.items():
-            save_plotly_graph_object(study, fig, graph_object_id=f"orca-{name}")
+        for name, fig in report.plots.items():  # the dashboard's cards are 450 px high
+            card = go.Figure(fig).update_layout(width=None, height=DASHBOARD_HEIGHT, autosize=True,
+                                                legend={"orientation": "v", "y": 1, "x": 1.02})
+            save_plotly_graph_object(study, card, graph_object_id=f"orca-{name}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             current = get_note(study)

@@ -31,8 +31,6 @@ import yaml
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-    from orca_automl.report import Report
-
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ENV = "ORCA_AUTOML_CHROMIUM"
 REQUIRE_BROWSER_ENV = "ORCA_AUTOML_REQUIRE_BROWSER"
@@ -111,12 +109,12 @@ def artifacts() -> Path:
 @dataclass(frozen=True)
 class SearchedStudy:
     """A study made by `orca-search`: where it lives, the report that command wrote, and the
-    same study's report as the Python API describes it (its figure names, in page order)."""
+    figures the report draws for it, in page order, as the Python API builds them."""
 
     storage: str
     name: str
     report_html: Path
-    report: Report
+    figures: tuple[str, ...]
     complete_trials: int
 
 
@@ -151,7 +149,7 @@ def searched_study(chromium: str, tiny_bert_dir: Path,
     before the search."""
     import optuna
 
-    from orca_automl.report import default_folder, write_report
+    from orca_automl.report import FIGURES, Missing, default_folder, read_study
 
     folder = tmp_path_factory.mktemp("browser-study")
     storage = f"sqlite:///{folder}/study.db"
@@ -164,8 +162,10 @@ def searched_study(chromium: str, tiny_bert_dir: Path,
     assert html.is_file() and f"report: {html}" in done.stdout, done.stdout
     study = optuna.load_study(study_name=STUDY, storage=storage)
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    return SearchedStudy(storage, STUDY, html, write_report(storage, STUDY, folder / "api-report"),
-                         complete)
+    facts = read_study(storage, STUDY)
+    drawn = tuple(name for name, spec in FIGURES.items()
+                  if not isinstance(spec.build(facts), Missing))
+    return SearchedStudy(storage, STUDY, html, drawn, complete)
 
 
 def _free_port() -> int:

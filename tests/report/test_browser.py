@@ -92,7 +92,7 @@ def test_dashboard_study_page_shows_the_pareto_front_and_our_figures(
     pareto = assert_figures_render(page, ["pareto-front"], element_id="graph-{}")
     assert pareto["pareto-front"] == searched_study.complete_trials
     # our figures, registered by orca-search, as user-defined plots
-    assert_figures_render(page, searched_study.report.figures, element_id="user-defined-plot:orca-{}")
+    assert_figures_render(page, searched_study.figures, element_id="user-defined-plot:orca-{}")
     page.screenshot(path=artifacts / "dashboard-study.png", full_page=True)
     page.locator("#graph-pareto-front").screenshot(path=artifacts / "dashboard-pareto.png")
     assert_no_errors(watched_page)
@@ -128,7 +128,7 @@ def test_report_page_renders_offline(
     page = watched_page.page
     page.context.route("**/*", file_only)
     page.goto(searched_study.report_html.as_uri())
-    figures = searched_study.report.figures
+    figures = searched_study.figures
     assert figures
     assert_figures_render(page, figures)
     sections = page.eval_on_selector_all("section.orca-figure", "els => els.map(e => e.id)")
