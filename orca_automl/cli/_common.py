@@ -1,9 +1,10 @@
 """What the console commands share: the exit-code contract, one-line usage errors, `--set`
 overrides and `--plugin` modules.
 
-Every command turns `OrcaInputError` into one line on stderr and exit code 2; any other failure
-is exit code 1 with the traceback shown only under --debug. Whatever they print of an error
-(usage errors, which echo arguments, and tracebacks included) has the passwords of URLs masked.
+Every command turns `OrcaInputError` into one line on stderr and exit code 2; Ctrl-C into one
+line and exit code 130; any other failure is exit code 1 with the traceback shown only under
+--debug. Whatever they print of an error (usage errors, which echo arguments, and tracebacks
+included) has the passwords of URLs masked.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from orca_automl.errors import OrcaInputError, OrcaStorageLost
+from orca_automl.errors import OrcaInputError, OrcaStorageLost, SearchInterrupted
 from orca_automl.search._storage import mask_passwords
 
 
@@ -44,8 +45,9 @@ def run_command(name: str, body: Callable[[argparse.Namespace], int], args: argp
     except OrcaStorageLost as exc:
         print(f"{name}: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        detail = f": {one_line(str(exc))}" if isinstance(exc, SearchInterrupted) else ""
+        print(f"{name}: interrupted{detail}", file=sys.stderr)
         return 130
     except Exception as exc:  # internal failure: exit 1
         if getattr(args, "debug", False):

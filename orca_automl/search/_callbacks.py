@@ -37,12 +37,14 @@ class SearchStart:
 
 @dataclass(frozen=True)
 class Resumed:
-    """An existing study continues: trials a killed run left RUNNING were marked FAIL (short
-    ones to be retried first; a full one only by promotion again, while the budget allows),
-    and `spent` device-seconds of this budget were already used."""
+    """An existing study continues: `interrupted` trials a killed run left RUNNING were marked
+    FAIL now, `retries` interrupted short trials (of a killed run or one stopped by Ctrl-C)
+    are retried first (a full one only by promotion again, while the budget allows), and
+    `spent` device-seconds of this budget were already used."""
 
     interrupted: int
     spent: float
+    retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class Snapshot:
     running: int
     best: TrialRecord | None
     phase: str
+
+    @property
+    def left(self) -> float:
+        """Device-seconds of the budget not yet spent or committed to running trials."""
+        return max(0.0, self.total - self.used)
 
     @classmethod
     def of(cls, records: Sequence[TrialRecord], used: float, total: float, running: int,
@@ -92,6 +99,10 @@ class SearchCallback:
 
     def on_promotion_skipped(self, promotion: Promotion, remaining: float) -> None:
         """A configuration chosen for full training did not fit in the `remaining` budget."""
+
+    def on_interrupt(self) -> None:
+        """Ctrl-C stopped the search: its running trials are being marked interrupted and the
+        executor stopped; `SearchInterrupted` follows (`on_end` is not called)."""
 
     def on_end(self, result: SearchResult) -> None:
         """The budget session is over and recorded."""

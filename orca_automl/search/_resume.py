@@ -5,7 +5,8 @@ driver at a time: `_driver_lock`); each driver records a heartbeat on the study,
 to a refused second driver and dates a killed driver's last sign of life.
 Optuna's heartbeat does not cover ask/tell, so trials a killed run left RUNNING are marked FAIL
 here, charged the device time they had used up to the killed driver's last heartbeat, and the
-short ones are queued for a retry.
+short ones are queued for a retry. A driver stopped by Ctrl-C does the same at once for its own
+running trials (`settle_interrupt`), so the study it leaves is as consistent as a finished one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from optuna.trial import TrialState
 
 from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError
+from orca_automl.search._executor import RunKey
 from orca_automl.search._records import RunLog, StudyKey, TrialRecord, TrialResult
+from orca_automl.search._sessions import total_spent
 from orca_automl.search._storage import DIRECTIONS, ExistingStudies, StudyHandle
 
 
@@ -99,18 +102,23 @@ def last_heartbeat(existing: ExistingStudies, study_name: str) -> float | None:
     return driver.get("heartbeat")
 
 
-def reconcile_interrupted(handle: StudyHandle, last_heartbeat: float | None) -> list[TrialRecord]:
-    """Mark trials a killed run left RUNNING as FAIL; returns them (to be retried).
+def reconcile_interrupted(
+    handle: StudyHandle, last_heartbeat: float | None,
+    in_flight: Mapping[RunKey, float] | None = None,
+) -> list[TrialRecord]:
+    """Mark trials a stopped run left RUNNING as FAIL; returns them (to be retried).
 
-    Each is charged the device time it had used by the killed driver's last heartbeat, the
-    best evidence left of how long it ran.
+    Each is charged the device time it had used: its finished runs' charges, and for each
+    unfinished run what `in_flight` says it used (the executor's own count, known to a driver
+    stopped by Ctrl-C) or else its time until the stopped driver's last heartbeat, the best
+    evidence a killed run leaves of how long it ran.
     """
     failed = []
     for record in handle.records():
         if record.state != TrialState.RUNNING:
             continue
         handle.finish(handle.trial(record.number), TrialResult(
-            device_seconds=_used_until(record, last_heartbeat),
+            device_seconds=_used_until(record, last_heartbeat, in_flight or {}),
             runs=record.result.runs,
             device_seconds_estimated=True,
             interrupted=True,
@@ -121,16 +129,29 @@ def reconcile_interrupted(handle: StudyHandle, last_heartbeat: float | None) -> 
     return failed
 
 
-def _used_until(record: TrialRecord, heartbeat: float | None) -> float:
-    """Device time a trial had used by the killed driver's last heartbeat: its finished runs'
-    charges, plus each unfinished run's time since it started (the trial's time since it
-    started when no run was logged)."""
+def settle_interrupt(handle: StudyHandle, in_flight: Mapping[RunKey, float]) -> list[TrialRecord]:
+    """After Ctrl-C, before Ray stops: mark this driver's running trials interrupted (charged
+    what they used up to now), record the study's spent device time, and mark the driver
+    finished. The budget session stays open, so the same command continues it."""
+    interrupted = reconcile_interrupted(handle, time.time(), in_flight)
+    handle.set_attr(StudyKey.DEVICE_SECONDS_SPENT, total_spent(handle.records()))
+    release(handle)
+    return interrupted
+
+
+def _used_until(record: TrialRecord, heartbeat: float | None,
+                in_flight: Mapping[RunKey, float]) -> float:
+    """Device time a trial had used when its driver stopped: its finished runs' charges, plus
+    each unfinished run's use by `in_flight`, or its time since it started until `heartbeat`
+    (the trial's time since it started when no run was logged)."""
     runs = record.result.runs or (RunLog(None, record.started.timestamp()
                                          if record.started else time.time()),)
     seconds = 0.0
     for run in runs:
         if run.device_seconds is not None:
             seconds += run.device_seconds
+        elif (record.number, run.fold) in in_flight:
+            seconds += in_flight[(record.number, run.fold)]
         else:
             until = heartbeat if heartbeat is not None else run.started
             seconds += max(0.0, until - run.started) * record.plan.device_share

@@ -13,10 +13,12 @@ Example:
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,10 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from orca_automl.config import Stage
-from orca_automl.errors import OrcaInputError, OrcaStorageLost
+from orca_automl.errors import OrcaInputError, OrcaStorageLost, SearchInterrupted
 from orca_automl.registry import plugin_modules, script_entries
 from orca_automl.search._baselines import score_baselines
-from orca_automl.search._budget import Budget, BudgetLedger, parse_budget
+from orca_automl.search._budget import Budget, BudgetLedger, format_seconds, parse_budget
 from orca_automl.search._callbacks import Resumed, SearchCallback, SearchStart
 from orca_automl.search._driver_lock import DriverLock, driver_lock
 from orca_automl.search._executor import ExecutionPlan, Executor, check_resources, ray_execution
@@ -41,8 +43,10 @@ from orca_automl.search._resume import (
     check_resumable,
     fresh_study_name,
     last_heartbeat,
+    pending_retries,
     reconcile_interrupted,
     release,
+    settle_interrupt,
 )
 from orca_automl.search._runner import TrialRunner
 from orca_automl.search._sessions import begin_session, end_session, session_spent
@@ -193,8 +197,10 @@ def _run_session(
     callback: SearchCallback, lock: DriverLock,
 ) -> tuple[list[TrialRecord], WinnerDecision | None]:
     """Start Ray, open the study, repair what a killed run left, score the baselines, and run
-    the loop: the session, under the study's driver lock."""
-    with execution(c.plan, toolkit.runner, c.task) as executor:
+    the loop: the session, under the study's driver lock. Ctrl-C (KeyboardInterrupt) puts the
+    study in order (`settle_interrupt`) and stops Ray before `SearchInterrupted` leaves, with
+    a second Ctrl-C ignored until then."""
+    with ExitStack() as last, execution(c.plan, toolkit.runner, c.task) as executor:
         handle = StudyHandle.open(c.url, c.study_name, _sampler(options.sampler, options.seed), {
             StudyKey.TASK: c.task.name,
             StudyKey.TASK_FINGERPRINT: c.fingerprint,
@@ -204,49 +210,90 @@ def _run_session(
             StudyKey.WINNERS_FOLDER: str(c.folder / "winners"),
         }, artifacts=c.folder / "artifacts")
         beat(handle, time.time())  # names this driver to a second one at once
-        remove_partial(c.folder / "winners")
-        if not handle.records():  # a fresh study starts from the engine's defaults
-            handle.study.enqueue_trial(c.space.engine_defaults(engine_choices(c.task.modality)),
-                                       skip_if_exists=True)
-            handle.set_attr(StudyKey.ENGINE_DEFAULT_TRIAL, handle.study.trials[0].number)
-        interrupted = reconcile_interrupted(handle, c.previous_heartbeat)
-        session = begin_session(handle, c.budget)
-        handle.study.sampler = _sampler(options.sampler, options.seed + len(handle.records()))
-        if interrupted or session.resumed:
-            callback.on_resume(Resumed(len(interrupted), session.spent))
-        names = toolkit.baselines(c.task) if options.baselines else []
-        for record in score_baselines(handle, c.task, c.validation, names, toolkit.fit_baseline,
-                                      session.index):
-            callback.on_trial_end(record)
-        spent = session_spent(handle.records(), session.index)
-        loop = SearchLoop(
-            handle, c.space, executor, BudgetLedger(c.budget.seconds, spent),
-            LoopSettings(
-                workers=options.workers,
-                top_k=options.top_k or c.space.promotion.top_k,
-                promotion_share=c.space.promotion.share,
-                device_share=c.plan.device_share,
-                seed=options.seed,
-                session=session.index,
-                winners_dir=c.folder / "winners",
-                validation=c.validation,
-                # a bag of the default's fold models is what pays most on small data: let the
-                # reserve grow to pay for it (docs/benchmarks/findings.md)
-                max_reserve=CV_MAX_RESERVE if c.validation.cross_validated else 0.5,
-                ensemble=options.ensemble,
-                ensemble_baselines=options.ensemble_baselines,
-                refit=options.refit,
-            ),
-            callback,
-            c.task,
-            toolkit.save_ensemble,
-            *pruners(options.pruning),
-            lock=lock,
-        )
-        records = loop.run()
-        end_session(handle, session)
-        release(handle)
+        try:
+            return _continue_session(options, c, toolkit, executor, callback, lock, handle)
+        except KeyboardInterrupt:
+            last.enter_context(_sigint_ignored())  # until Ray has stopped (executor's exit)
+            callback.on_interrupt()
+            interrupted = settle_interrupt(handle, executor.in_flight())
+            raise SearchInterrupted(_interrupted_line(handle, c.budget, len(interrupted))) from None
+
+
+def _continue_session(
+    options: SearchOptions, c: _Checked, toolkit: Toolkit, executor: Executor,
+    callback: SearchCallback, lock: DriverLock, handle: StudyHandle,
+) -> tuple[list[TrialRecord], WinnerDecision | None]:
+    """The session on the opened study: repair, baselines, the loop, and its end recorded."""
+    remove_partial(c.folder / "winners")
+    if not handle.records():  # a fresh study starts from the engine's defaults
+        handle.study.enqueue_trial(c.space.engine_defaults(engine_choices(c.task.modality)),
+                                   skip_if_exists=True)
+        handle.set_attr(StudyKey.ENGINE_DEFAULT_TRIAL, handle.study.trials[0].number)
+    interrupted = reconcile_interrupted(handle, c.previous_heartbeat)
+    session = begin_session(handle, c.budget)
+    handle.study.sampler = _sampler(options.sampler, options.seed + len(handle.records()))
+    if interrupted or session.resumed:
+        callback.on_resume(Resumed(len(interrupted), session.spent,
+                                   len(pending_retries(handle.records()))))
+    names = toolkit.baselines(c.task) if options.baselines else []
+    for record in score_baselines(handle, c.task, c.validation, names, toolkit.fit_baseline,
+                                  session.index):
+        callback.on_trial_end(record)
+    spent = session_spent(handle.records(), session.index)
+    loop = SearchLoop(
+        handle, c.space, executor, BudgetLedger(c.budget.seconds, spent),
+        LoopSettings(
+            workers=options.workers,
+            top_k=options.top_k or c.space.promotion.top_k,
+            promotion_share=c.space.promotion.share,
+            device_share=c.plan.device_share,
+            seed=options.seed,
+            session=session.index,
+            winners_dir=c.folder / "winners",
+            validation=c.validation,
+            # a bag of the default's fold models is what pays most on small data: let the
+            # reserve grow to pay for it (docs/benchmarks/findings.md)
+            max_reserve=CV_MAX_RESERVE if c.validation.cross_validated else 0.5,
+            ensemble=options.ensemble,
+            ensemble_baselines=options.ensemble_baselines,
+            refit=options.refit,
+        ),
+        callback,
+        c.task,
+        toolkit.save_ensemble,
+        *pruners(options.pruning),
+        lock=lock,
+    )
+    records = loop.run()
+    end_session(handle, session)
+    release(handle)
     return records, loop.decision
+
+
+def _interrupted_line(handle: StudyHandle, budget: Budget, interrupted: int) -> str:
+    """What Ctrl-C left: the trials it stopped, and what the open budget session has spent
+    (all of it recorded; the same command continues that session)."""
+    sessions = handle.attrs.get(StudyKey.SESSIONS) or []
+    open_session = len(sessions) - 1 if sessions and not sessions[-1].get("finished") else None
+    spent = (session_spent(handle.records(), open_session) if open_session is not None
+             else 0.0)
+    trials = "trial" if interrupted == 1 else "trials"
+    return (f"{interrupted} running {trials} marked interrupted, {format_seconds(spent)} of the "
+            f"{budget.text} budget spent; run the same command to resume")
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C while the study is put in order and Ray stops (a second Ctrl-C must not
+    leave them half done); only the main thread may change signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:

@@ -9,9 +9,25 @@ from typing import Any
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
-from orca_automl.cli import Progress, build_parser, run_command, search_command, search_main
-from orca_automl.search import SearchOptions, Snapshot, TrialRecord, redact_url
+from orca_automl.cli import (
+    Progress,
+    build_parser,
+    progress_line,
+    run_command,
+    search_command,
+    search_main,
+)
+from orca_automl.cli._progress import compact_seconds
+from orca_automl.search import (
+    SearchOptions,
+    Snapshot,
+    TrialPlan,
+    TrialRecord,
+    TrialResult,
+    redact_url,
+)
 from tests.search.fakes import (
     SPACES,
     FakeClock,
@@ -170,6 +186,94 @@ def test_progress_lines_carry_the_counters(tmp_path: Path) -> None:
     line = stream.getvalue()
     assert line.count("\n") == 1 and f"trial {pruned.number:3d}" in line
     assert "40%" in line and "done" in line and "pruned" in line and "best 0." in line
+
+
+class _Terminal(io.StringIO):
+    """What Progress writes to a terminal, kept as text."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _best(number: int, score: float) -> TrialRecord:
+    return TrialRecord(number, TrialState.COMPLETE, {}, {}, (score, 1.0), None, TrialPlan(),
+                       TrialResult())
+
+
+def _snapshot(used: float, total: float = 8 * 3600.0, **counts: Any) -> Snapshot:
+    defaults: dict[str, Any] = {"complete": 0, "pruned": 0, "failed": 0, "running": 2,
+                                "best": None, "phase": "search"}
+    return Snapshot(used, total, **{**defaults, **counts})
+
+
+def _rows(text: str) -> list[str]:
+    """What a terminal shows of `text`: each line as its last redraw ("\\r\\x1b[K") left it."""
+    return [line.split("\r\x1b[K")[-1] for line in text.split("\n")]
+
+
+def test_the_progress_line_fits_80_columns_with_every_counter() -> None:
+    # hours of budget, hundreds of trials: every counter whole in 79 columns
+    snapshot = _snapshot(3600 * 3.2, complete=512, pruned=431, failed=56, running=8,
+                         best=_best(999, 0.9563), phase="promotion")
+    line = progress_line(snapshot, eta=4320.0, width=79)
+    assert line == "40% 4h48m left ETA 1h12m  512 done 431 pruned 56 failed 8 run  best 0.9563 #999"
+    assert len(line) <= 79
+    small = _snapshot(12.0, 60.0, complete=3, pruned=1, running=2, best=_best(2, 0.8123))
+    assert progress_line(small, width=79) == (
+        "20% 48s left ETA -  3 done 1 pruned 0 failed 2 run  best 0.8123 #2  search")
+    over = _snapshot(70.0, 60.0, running=1)  # a promoted trial may overrun the budget
+    assert progress_line(over, eta=None).startswith("117% 0s left ETA -  ")
+    assert [compact_seconds(s) for s in (0.2, 42, 59.6, 245, 2520, 11520, 400_000)] == [
+        "0s", "42s", "1m00s", "4m05s", "42m", "3h12m", "111h"]
+
+
+def test_on_a_terminal_one_line_is_redrawn_in_place_and_every_row_fits() -> None:
+    clock = FakeClock()
+    stream = _Terminal()
+    progress = Progress(stream, out=_Terminal(), clock=clock, width=80)
+    progress.on_progress(_snapshot(0.0))
+    clock.sleep(3.0)
+    progress.on_progress(_snapshot(6.0))
+    assert "ETA -" in _rows(stream.getvalue())[-1]  # too early to tell
+    clock.sleep(7.0)
+    progress.on_progress(_snapshot(20.0))  # 2 device-seconds per second
+    assert _rows(stream.getvalue())[-1].startswith("0% 7h59m left ETA 3h59m  0 done")
+    progress.note("trial  12 short COMPLETE val 0.9563  " + "minilm/conv1d/otdd_gaussian lr=0.001 " * 5)
+    clock.sleep(1.0)
+    progress.on_progress(_snapshot(15.0, complete=1, best=_best(12, 0.9563)))  # a smaller charge
+    rows = _rows(stream.getvalue())
+    assert rows[0].startswith("trial  12 short COMPLETE") and rows[1].startswith("    minilm")
+    assert all(len(row) <= 79 for row in rows)
+    assert sum("left ETA" in row for row in rows) == 1  # one progress line, the last row
+    assert rows[-1].startswith("0% 7h59m left ETA 4h23m  1 done 0 pruned 0 failed 2 run  best 0.9563 #12")
+    progress.on_interrupt()  # Ctrl-C: the line ends, what follows starts a row of its own
+    assert stream.getvalue().endswith(" best 0.9563 #12\n")
+
+
+def test_in_a_log_no_control_character_and_a_plain_progress_line_every_interval() -> None:
+    clock = FakeClock()
+    stream = io.StringIO()
+    progress = Progress(stream, out=io.StringIO(), clock=clock, plain_interval=30.0)
+    progress.on_progress(_snapshot(0.0, 600.0))
+    clock.sleep(20.0)
+    progress.on_progress(_snapshot(40.0, 600.0))
+    assert stream.getvalue() == ""  # 20 s: not yet
+    clock.sleep(11.0)
+    progress.on_progress(_snapshot(62.0, 600.0))
+    assert stream.getvalue() == "progress: 10% 8m58s left ETA 4m29s  0 done 0 pruned 0 failed 2 run  best -  search\n"
+    clock.sleep(20.0)
+    progress.note("trial   3 short FAIL     1s  (RuntimeError: two\nlines\r\x1b[31mred\x1b[0m)")
+    clock.sleep(20.0)
+    progress.on_progress(_snapshot(140.0, 600.0))  # 20 s after a trial line with the counters
+    text = stream.getvalue()
+    assert text.count("\n") == 2 and text.splitlines()[1].startswith("trial   3 short FAIL")
+    assert "left ETA" in text.splitlines()[1]
+    clock.sleep(11.0)
+    progress.on_progress(_snapshot(162.0, 600.0))
+    progress.on_interrupt()
+    text = stream.getvalue()
+    assert text.count("\n") == 3 and text.splitlines()[2].startswith("progress: 27% ")
+    assert not [c for c in text if ord(c) < 0x20 and c != "\n"]
 
 
 def test_help_explains_every_flag_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
