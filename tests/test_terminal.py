@@ -47,7 +47,7 @@ BUDGET = "24s"
 def _command() -> list[str]:
     return [sys.executable, "-m", "tests.search.fake_cli", "--task", "fake-1d", "--budget",
             BUDGET, "--workers", "2", "--search-space", str(SPACES / "tiny.yaml"),
-            "--validation", "holdout"]  # the study: sqlite:///studies/fake-1d.db in the cwd
+            "--validation", "holdout", "--no-report"]  # the study: studies/fake-1d.db in the cwd
 
 
 def _records(folder: Path) -> dict[int, TrialRecord]:

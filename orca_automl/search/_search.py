@@ -168,7 +168,9 @@ def run_search(
     """Validate everything, then run one budget session of the study.
 
     Raises `OrcaInputError` (nothing written) for bad input; `SearchFailed` when trials keep
-    failing. `toolkit` and `execution` replace the real package and Ray (tests use fakes).
+    failing; `SearchInterrupted` (a KeyboardInterrupt) on Ctrl-C, once the study is in order
+    for the same call to resume it. `toolkit` and `execution` replace the real package and
+    Ray (tests use fakes).
     """
     callback = callback or SearchCallback()
     toolkit = toolkit or cycle_toolkit()
