@@ -9,14 +9,24 @@ with its last reference (nothing to close).
 Drawn: `scatter`/`scattergl` traces (modes `markers`, `lines`, `lines+markers`; marker color as
 one color, a color per point or numbers on a colorscale with its colorbar; marker size, symbol,
 outline and opacity; line color, width, dash and shape), `bar` traces (vertical and horizontal,
-with `base` and `width`), several traces per axes, subplots placed by the layout's axis domains,
+with `base`, `width` and `offset`) placed as `barmode` says ("group", plotly's default, side by
+side; "stack" and "relative" piled up per position; "overlay" over one another; `offsetgroup`,
+`bargap`, `bargroupgap`), several traces per axes, subplots placed by the layout's axis domains,
 secondary y axes (`overlaying`) on a twin axes with its ticks at the right, the title, axis
-titles, log/category/date axes, axis ranges, reversed axes and the legend.
+titles, log/category/date axes, axis ranges, reversed axes and the legend (under the plots when
+its `orientation` is "h"). Layout shapes of type "line", "rect" and "circle" (what `add_hline`,
+`add_vline`, `add_hrect` and `add_vrect` add), in data coordinates or fractions of an axis
+domain or of the paper, with their line color, width and dash, fill color, opacity and layer.
+Layout annotations (the labels those add with `annotation_text`, subplot titles, ...) at their
+x and y by the same references, anchored as plotly anchors them, with font size and color,
+angle, shifts, background and border colors, and their arrow.
 Missing values (None, NaN, non-positive values on a log axis) are skipped and break lines, as in
 plotly. Not drawn: other trace types (heatmap, contour, pie, ...: the image says "heatmap trace
-not drawn" instead), text labels, annotations, shapes, hover text, `fill`, error bars, bar
-grouping or stacking (bars at one position overlap), and the template's styling other than its
-colorway (the background stays white; numbers on no colorscale use plotly's default, Plasma).
+not drawn" instead), other shapes ("path", and shapes sized in pixels: noted in the image the
+same way), shape labels, arrow tails placed in axis coordinates (`axref`/`ayref`: plotly's
+default tail offset instead), `barnorm`, text labels of traces, hover text, `fill`, error bars,
+and the template's styling other than its colorway and font (the background stays white;
+numbers on no colorscale use plotly's default, Plasma).
 """
 
 from __future__ import annotations
@@ -28,17 +38,24 @@ import os
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.colors
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, LinearSegmentedColormap, Normalize, to_rgba
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Ellipse, Rectangle
+from matplotlib.text import Annotation
+from matplotlib.transforms import Affine2D, Transform, blended_transform_factory
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -63,6 +80,13 @@ _LINE_SHAPES = {"hv": "steps-post", "vh": "steps-pre", "hvh": "steps-mid"}
 _AXIS_TYPES = {"linear": "linear", "log": "log", "date": "date", "category": "category",
                "multicategory": "category"}
 _COLOR_FUNCTION = re.compile(r"(rgba?|hsla?)\((.*)\)")
+# Shapes' `layer` as matplotlib z-orders: under the grid lines (0.5), between them and the
+# traces (bars 1, lines 2), over the traces (plotly's default).
+_SHAPE_LAYERS = {"below": 0.1, "between": 0.8, "above": 2.5}
+_SHAPE_KINDS = ("line", "rect", "circle")
+_ANNOTATION_ZORDER = 3.5
+_PLOTLY_LINE = (0.267, 0.267, 0.267, 1.0)  # plotly's "#444", its shapes' and text's default
+_MS_PER_DAY = 86_400_000.0  # plotly counts date spans in ms, matplotlib in days
 
 
 def save_png(figure: go.Figure, path: Path, *, width: int = 900, height: int = 560,
@@ -105,6 +129,7 @@ def to_matplotlib(figure: go.Figure, *, width: int = 900, height: int = 560,
     columns = {index: _columns(trace) for index, trace in traces}
     kinds = _axis_kinds(layout, traces, columns)
     prepared = _prepare_axes(layout, axes, kinds, traces, columns)
+    bars = _place_bars(layout, axes, kinds, traces, columns)
 
     template = layout.template.layout.colorway if layout.template is not None else None
     colorway = layout.colorway or template or _PLOTLY_COLORWAY
@@ -123,14 +148,27 @@ def to_matplotlib(figure: go.Figure, *, width: int = 900, height: int = 560,
         legend_entries += in_legend
         name = trace.name if trace.name is not None else f"trace {index}"
         label = _plain(name) if in_legend else "_nolegend_"
-        draw = _draw_scatter if trace.type in _SCATTER_TYPES else _draw_bar
-        colorbar = draw(ax, trace, columns[index], axis_kinds, default=default, label=label,
-                        px=px)
+        if index in bars:
+            colorbar = _draw_bar(ax, trace, bars[index], default=default, label=label, px=px)
+        else:
+            colorbar = _draw_scatter(ax, trace, columns[index], axis_kinds, default=default,
+                                     label=label, px=px)
         if colorbar is not None:
             colorbars.append(colorbar)
+    for shape in layout.shapes:
+        host, note = _draw_shape(layout, axes, kinds, shape, px)
+        if note is not None:
+            skipped.setdefault(host or next(iter(axes.values())), []).append(note)
+    font = _annotation_font(layout)
+    labels = [_draw_annotation(layout, axes, kinds, annotation, font, px)
+              for annotation in layout.annotations]
 
     for ax, letter, name in prepared:
         _set_range(ax, letter, _axis_layout(layout, name), kinds.get(name, "linear"))
+    for placed, anchors in filter(None, labels):  # once the ranges are final
+        if not all(ref.shows(letter, value) for ref, letter, value in anchors):
+            placed.set_visible(False)  # plotly hides an annotation whose data is off its axis
+            placed.set_in_layout(False)
     for ax, notes in skipped.items():
         ax.text(0.99, 0.01, "\n".join(notes), transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=8, color="0.35")
@@ -157,13 +195,19 @@ def _domain(layout: Any, name: str) -> tuple[float, float]:
     return float(domain[0]), float(domain[1])
 
 
+def _cell(layout: Any, pair: AxisPair) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The (x, y) domains of an axis pair's plotting area: a y axis `overlaying` another is
+    drawn in that one's area."""
+    overlaid = getattr(_axis_layout(layout, pair[1]), "overlaying", None)
+    return _domain(layout, pair[0]), _domain(layout, overlaid or pair[1])
+
+
 def _make_axes(drawn: Figure, layout: Any, pairs: list[AxisPair]) -> dict[AxisPair, Axes]:
     """One matplotlib Axes per plotting area, placed by the axes' domains (a grid of subplots);
     a y axis `overlaying` another (a secondary y axis) gets a twin Axes with its ticks at the
     right; other pairs with the same domains share one Axes."""
     overlaid = {pair: getattr(_axis_layout(layout, pair[1]), "overlaying", None) for pair in pairs}
-    cells = {pair: (_domain(layout, pair[0]), _domain(layout, overlaid[pair] or pair[1]))
-             for pair in pairs}
+    cells = {pair: _cell(layout, pair) for pair in pairs}
     columns = sorted({cell[0] for cell in cells.values()})
     rows = sorted({cell[1] for cell in cells.values()}, reverse=True)  # plotly's y grows upwards
     grid = drawn.add_gridspec(
@@ -315,17 +359,17 @@ def _prepare_axis(ax: Axes, letter: str, axis: Any, kind: str, values: list[Any]
     ax.set_axisbelow(True)
     if kind == "log":
         (ax.set_xscale if letter == "x" else ax.set_yscale)("log")
-    if axis is None:
-        return
-    if kind == "category":
-        order = axis.categoryorder
+    if kind == "category":  # the order first, then the values in the order the traces give them
+        order = getattr(axis, "categoryorder", None)
+        texts = [str(value) for value in values if _value_kind(value) is not None]
         if order == "array" and axis.categoryarray is not None:
             mpl_axis.update_units(np.array([str(value) for value in axis.categoryarray]))
         elif order in ("category ascending", "category descending"):
-            texts = sorted({str(value) for value in values if _value_kind(value) is not None},
-                           reverse=order == "category descending")
-            if texts:
-                mpl_axis.update_units(np.array(texts))
+            texts = sorted(set(texts), reverse=order == "category descending")
+        if texts:
+            mpl_axis.update_units(np.array(list(dict.fromkeys(texts))))
+    if axis is None:
+        return
     if axis.title is not None and axis.title.text:
         (ax.set_xlabel if letter == "x" else ax.set_ylabel)(_plain(axis.title.text))
     if axis.autorange == "reversed":
@@ -392,52 +436,369 @@ def _draw_scatter(ax: Axes, trace: Any, columns: tuple[list[Any], list[Any]],
     return colorbar
 
 
-def _draw_bar(ax: Axes, trace: Any, columns: tuple[list[Any], list[Any]],
-              axis_kinds: tuple[str, str], *, default: RGBA, label: str,
-              px: float) -> tuple[ScalarMappable, str] | None:
-    """The bars of one bar trace; horizontal ones when `orientation` is "h"."""
+@dataclass(frozen=True)
+class _Bars:
+    """One bar trace's bars as matplotlib draws them, floats in the axes' units (a category's
+    index, a date's days; NaN where missing): centre and width on the position axis, start and
+    length on the other."""
+
+    horizontal: bool
+    center: np.ndarray
+    width: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+
+    @property
+    def present(self) -> np.ndarray:
+        return ~(np.isnan(self.center) | np.isnan(self.width) | np.isnan(self.start)
+                 | np.isnan(self.length))
+
+
+# A bar trace's values: (index, trace, (positions, lengths, bases) as floats in the axes' units).
+_BarValues = tuple[int, Any, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _place_bars(layout: Any, axes: dict[AxisPair, Axes], kinds: dict[str, str],
+                traces: list[tuple[int, Any]],
+                columns: dict[int, tuple[list[Any], list[Any]]]) -> dict[int, _Bars]:
+    """Every bar trace's bars, placed as plotly places them for `layout.barmode`, among the bar
+    traces of one plotting area and orientation: "group" (plotly's default) side by side in
+    each position's slot, "stack" on one another, "relative" with positive and negative values
+    on separate piles, "overlay" over one another. Traces that set `offsetgroup` share a slot
+    (in "stack" and "relative" a pile per slot); a trace with its own `offset` (group) or `base`
+    (stack) keeps out of the arrangement and overlays, as in plotly."""
+    mode = layout.barmode or "group"
+    gap = 0.2 if layout.bargap is None else float(layout.bargap)
+    group_gap = float(layout.bargroupgap or 0.0)
+    areas: dict[tuple[AxisPair, bool], list[_BarValues]] = {}
+    for index, trace in traces:
+        if trace.type == "bar":
+            pair, horizontal = _pair(trace), trace.orientation == "h"
+            values = _bar_values(axes[pair], trace, columns[index],
+                                 (kinds[pair[0]], kinds[pair[1]]))
+            areas.setdefault((pair, horizontal), []).append((index, trace, values))
+    placed: dict[int, _Bars] = {}
+    for (pair, horizontal), members in areas.items():
+        category = kinds[pair[1] if horizontal else pair[0]] == "category"
+        own = "offset" if mode == "group" else "base"
+        arranged: list[_BarValues] = []
+        for member in members:
+            if mode == "overlay" or getattr(member[1], own) is not None:
+                placed.update(_arrange([member], "overlay", gap, group_gap, horizontal, category))
+            else:
+                arranged.append(member)
+        if arranged:
+            placed.update(_arrange(arranged, mode, gap, group_gap, horizontal, category))
+    return placed
+
+
+def _bar_values(ax: Axes, trace: Any, columns: tuple[list[Any], list[Any]],
+                axis_kinds: tuple[str, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A bar trace's positions, lengths and bases as floats in the axes' units."""
     horizontal = trace.orientation == "h"
-    n = len(columns[0])
     (raw_position, raw_length), (position_kind, length_kind) = (
         (columns[::-1], axis_kinds[::-1]) if horizontal else (columns, axis_kinds))
-    position = _convert(raw_position, position_kind)
-    raw_base = list(_per_point(trace.base, n, 0))
+    position_axis, length_axis = (ax.yaxis, ax.xaxis) if horizontal else (ax.xaxis, ax.yaxis)
+    position = _as_floats(position_axis, _convert(raw_position, position_kind))
+    raw_base = list(_per_point(trace.base, len(raw_position), 0))
     if length_kind == "date":  # plotly: on a date axis a bar spans `base` + length in ms
-        length = _convert(raw_length, "linear")
-        base = _convert(raw_base, "date")
+        length = _convert(raw_length, "linear") / _MS_PER_DAY
+        base = _as_floats(length_axis, _convert(raw_base, "date"))
     else:
-        length = _convert(raw_length, length_kind)
+        length = _as_floats(length_axis, _convert(raw_length, length_kind))
         base = _convert(raw_base, "linear")
-    present = _present(position) & _present(length) & _present(base)
-    if length_kind == "date":
-        length = (length * 1e6).astype("timedelta64[ns]")
-    colors, colorbar = _colors(trace.marker, n, default)
+    return position, length, base
+
+
+def _arrange(members: list[_BarValues], mode: str, gap: float, group_gap: float,
+             horizontal: bool, category: bool) -> dict[int, _Bars]:
+    """Bar traces placed together: each position's slot (1 - `gap` of the closest spacing of
+    the positions) is shared by the traces' offset groups side by side ("group", or traces that
+    set `offsetgroup`), and in "stack"/"relative" the bars of one group pile up per position."""
+    positions = np.concatenate([values[0] for _, _, values in members])
+    positions = positions[~np.isnan(positions)]
+    distinct = np.unique(positions)
+    spacing = 1.0 if category or len(distinct) < 2 else float(np.diff(distinct).min())
+    slot = spacing * (1 - gap)
+    keys: list[Any] = [0] * len(members)
+    if mode != "overlay" and any(trace.offsetgroup for _, trace, _ in members):
+        keys = [trace.offsetgroup or "" for _, trace, _ in members]
+    elif mode == "group" and len(positions) > len(distinct):  # plotly: only bars that meet
+        keys = [index for index, _, _ in members]
+    groups = list(dict.fromkeys(keys))
+    share = slot / len(groups)
+    piles: dict[tuple[Any, float, bool], float] = {}
+    placed = {}
+    for (index, trace, (position, length, base)), key in zip(members, keys, strict=True):
+        n = len(position)
+        middle = (groups.index(key) + 0.5) * share - slot / 2  # of this group's share of a slot
+        default_width = share * (1 - group_gap)
+        width = _numbers_or(trace.width, n, default_width)
+        if trace.offset is None:
+            center = position + middle
+        else:
+            center = position + _numbers_or(trace.offset, n, middle - default_width / 2) + width / 2
+        start = base.copy()
+        if mode in ("stack", "relative"):
+            for i in np.flatnonzero(~np.isnan(position) & ~np.isnan(length)):
+                pile = (key, float(position[i]), mode == "relative" and bool(length[i] < 0))
+                start[i] = piles.get(pile, 0.0)
+                piles[pile] = start[i] + length[i]
+        placed[index] = _Bars(horizontal, center, width, start, length)
+    return placed
+
+
+def _numbers_or(value: Any, n: int, default: float) -> np.ndarray:
+    """A trace attribute that is one number or one per point (`_per_point`) as n floats,
+    `default` where it is unset or not a number."""
+    numbers_ = np.array([_float(item) for item in _per_point(value, n, default)], dtype=float)
+    numbers_[np.isnan(numbers_)] = default
+    return numbers_
+
+
+def _as_floats(axis: Axis, values: np.ndarray) -> np.ndarray:
+    """`_convert`'s values as matplotlib's floats on `axis` (a category's index, a date's days;
+    NaN where missing); text and dates are registered with the axis, which then labels them."""
+    floats = np.full(len(values), np.nan)
+    present = _present(values)
+    if present.any():
+        kept = values[present]
+        axis.update_units(kept)
+        floats[present] = np.asarray(axis.convert_units(kept), dtype=float)
+    return floats
+
+
+def _draw_bar(ax: Axes, trace: Any, bars: _Bars, *, default: RGBA, label: str,
+              px: float) -> tuple[ScalarMappable, str] | None:
+    """The bars of one bar trace, where `_place_bars` put them."""
+    present = bars.present
+    colors, colorbar = _colors(trace.marker, len(present), default)
     if trace.opacity is not None:
         colors[:, 3] *= float(trace.opacity)
-    width = (_per_point(trace.width, n, 0.8)[present].astype(float)
-             if trace.width is not None else _bar_width(position[present]))
     edge = _rgba(trace.marker.line.color, (0.0, 0.0, 0.0, 0.0))
     edge_width = trace.marker.line.width
     common = {"color": colors[present], "edgecolor": edge, "label": label,
               "linewidth": (edge_width if isinstance(edge_width, int | float) else 0) * px}
-    if horizontal:
-        ax.barh(_plottable(position[present]), length[present], height=width,
-                left=base[present], **common)
+    if bars.horizontal:
+        ax.barh(bars.center[present], bars.length[present], height=bars.width[present],
+                left=bars.start[present], **common)
     else:
-        ax.bar(_plottable(position[present]), length[present], width=width,
-               bottom=base[present], **common)
+        ax.bar(bars.center[present], bars.length[present], width=bars.width[present],
+               bottom=bars.start[present], **common)
     return colorbar
 
 
-def _bar_width(positions: np.ndarray) -> Any:
-    """Plotly-like default: 80% of the closest spacing of the bars (of a category slot)."""
-    if positions.dtype == object:
-        return 0.8
-    spots = np.unique(positions)
-    gaps = np.diff(spots)
-    if np.issubdtype(positions.dtype, np.datetime64):
-        return gaps.min() * 0.8 if len(gaps) else np.timedelta64(1, "D")
-    return 0.8 * float(gaps.min()) if len(gaps) else 0.8
+@dataclass(frozen=True)
+class _Ref:
+    """How one coordinate of a shape or annotation reaches the image: as data on an axis of
+    `ax` (`kind` that axis's type), or as a fraction (`kind` None) of `ax`'s area, where
+    `domain` is the span of the whole plotting area ("paper") that the area covers."""
+
+    ax: Axes
+    kind: str | None
+    domain: tuple[float, float] = (0.0, 1.0)
+
+    def transform(self) -> Transform:
+        if self.kind is not None:
+            return self.ax.transData
+        low, high = self.domain
+        if (low, high) == (0.0, 1.0):
+            return self.ax.transAxes
+        return Affine2D().translate(-low, -low).scale(1 / max(high - low, 1e-9)) \
+            + self.ax.transAxes
+
+    def shows(self, letter: str, value: float) -> bool:
+        """Whether a data coordinate lies within the axis's range (a fraction always does)."""
+        if self.kind is None:
+            return True
+        low, high = sorted(self.ax.get_xlim() if letter == "x" else self.ax.get_ylim())
+        margin = 1e-9 * (high - low)
+        return bool(low - margin <= value <= high + margin)
+
+    def value(self, letter: str, value: Any, *, log_exponent: bool) -> float:
+        """A coordinate as a float for `transform` (NaN where it cannot be placed): a
+        category's name or serial number, a date (or ms since 1970), a number on a log axis
+        (its exponent where `log_exponent`, as plotly's annotations give it)."""
+        if self.kind is None or self.kind == "linear":
+            return _float(value)
+        if self.kind == "log":
+            number = _float(value)
+            return float(10 ** number) if log_exponent else number if number > 0 else math.nan
+        if self.kind == "date" and _value_kind(value) == "number":
+            value = np.datetime64(int(_float(value)), "ms")
+        elif self.kind == "category" and not isinstance(value, str):
+            return _float(value)
+        axis = self.ax.xaxis if letter == "x" else self.ax.yaxis
+        return float(_as_floats(axis, _convert([value], self.kind))[0])
+
+
+def _locate(layout: Any, axes: dict[AxisPair, Axes], kinds: dict[str, str], xref: Any,
+            yref: Any, at: tuple[Any, Any]) -> tuple[Axes, _Ref, _Ref] | None:
+    """The Axes that draws a shape or annotation with these references (its axes' pair, else
+    the Axes of its y or x axis, else the area nearest to `at` on the paper) and its x and y
+    references; None when a reference names an axis the figure does not draw."""
+    names: list[str | None] = []
+    fractions: list[bool] = []
+    for side, ref in enumerate((xref, yref)):
+        ref = ref or next(iter(axes))[side]  # plotly's default: the first axis
+        if not isinstance(ref, str):
+            return None
+        name = None if ref == "paper" else ref.split(" ")[0]
+        if name is not None and all(pair[side] != name for pair in axes):
+            return None
+        names.append(name)
+        fractions.append(ref == "paper" or ref.endswith(" domain"))
+    host: AxisPair
+    if names[0] is not None and names[1] is not None and (names[0], names[1]) in axes:
+        host = (names[0], names[1])
+    elif names[1] is not None or names[0] is not None:
+        side = 1 if names[1] is not None else 0
+        host = next(pair for pair in axes if pair[side] == names[side])
+    else:
+        point = (_float(at[0]), _float(at[1]))
+        host = min(axes, key=lambda pair: _paper_distance(_cell(layout, pair), point))
+    refs = []
+    for side, name in enumerate(names):
+        if name is None:
+            refs.append(_Ref(axes[host], None, _cell(layout, host)[side]))
+            continue
+        owner = host if host[side] == name else next(pair for pair in axes if pair[side] == name)
+        refs.append(_Ref(axes[owner], None if fractions[side] else kinds.get(name, "linear")))
+    return axes[host], refs[0], refs[1]
+
+
+def _paper_distance(cell: tuple[tuple[float, float], tuple[float, float]],
+                    point: tuple[float, float]) -> float:
+    """How far a point on the paper lies outside a plotting area (0 inside it)."""
+    return math.hypot(*(max(low - value, 0.0, value - high) if not math.isnan(value) else 0.0
+                        for (low, high), value in zip(cell, point, strict=True)))
+
+
+def _draw_shape(layout: Any, axes: dict[AxisPair, Axes], kinds: dict[str, str], shape: Any,
+                px: float) -> tuple[Axes | None, str | None]:
+    """One layout shape (a line, rectangle or circle, e.g. from `add_hline` or `add_vrect`)
+    on the Axes its references name; returns that Axes and a note when it is not drawn."""
+    if shape.visible is not None and shape.visible is not True:
+        return None, None
+    kind = shape.type or ("path" if shape.path else "rect")
+    place = _locate(layout, axes, kinds, shape.xref, shape.yref,
+                    (_middle(shape.x0, shape.x1), _middle(shape.y0, shape.y1)))
+    if kind not in _SHAPE_KINDS or place is None or "pixel" in (shape.xsizemode, shape.ysizemode):
+        return (place[0] if place else None), f"{kind} shape not drawn"
+    host, xref, yref = place
+    x0, x1 = (xref.value("x", end, log_exponent=False) for end in (shape.x0, shape.x1))
+    y0, y1 = (yref.value("y", end, log_exponent=False) for end in (shape.y0, shape.y1))
+    if any(math.isnan(end) for end in (x0, x1, y0, y1)):
+        return host, None  # plotly draws nothing where an end is missing
+    opacity = 1.0 if shape.opacity is None else float(shape.opacity)
+    width = (2 if shape.line.width is None else shape.line.width) * px
+    line = _faded(_rgba(shape.line.color, _PLOTLY_LINE), opacity)
+    # the transform before the Axes takes the shape: it widens the data limits by it
+    where: dict[str, Any] = {
+        "transform": blended_transform_factory(xref.transform(), yref.transform()),
+        "zorder": _SHAPE_LAYERS.get(shape.layer or "above", _SHAPE_LAYERS["above"])}
+    artist: Artist
+    if kind == "line":
+        artist = Line2D([x0, x1], [y0, y1], color=line, linewidth=width,
+                        linestyle=_dash(shape.line.dash), **where)
+        host.add_line(artist)
+    else:
+        style: dict[str, Any] = {
+            "facecolor": _faded(_rgba(shape.fillcolor, (0.0, 0.0, 0.0, 0.0)), opacity),
+            "edgecolor": line if width > 0 else "none", "linewidth": width,
+            "linestyle": _dash(shape.line.dash), **where}
+        artist = (Rectangle((x0, y0), x1 - x0, y1 - y0, **style) if kind == "rect" else
+                  Ellipse(((x0 + x1) / 2, (y0 + y1) / 2), x1 - x0, y1 - y0, **style))
+        host.add_patch(artist)
+    on_data = xref.kind is not None or yref.kind is not None
+    artist.set_clip_on(on_data)  # plotly clips a shape to its plot where it is on data
+    artist.set_in_layout(False)
+    if on_data:  # the range takes the shape in, as plotly's autorange (also with no trace)
+        host.autoscale_view()
+    return host, None
+
+
+def _middle(low: Any, high: Any) -> float:
+    return (_float(low) + _float(high)) / 2
+
+
+def _faded(color: RGBA, opacity: float) -> RGBA:
+    return (color[0], color[1], color[2], color[3] * opacity)
+
+
+def _annotation_font(layout: Any) -> tuple[float, RGBA]:
+    """The figure's text size (pixels) and color, for annotations that set none."""
+    template = layout.template.layout.font if layout.template is not None else None
+    size = layout.font.size or (template.size if template is not None else None) or 12
+    color = layout.font.color or (template.color if template is not None else None)
+    return float(size), _rgba(color, _PLOTLY_LINE)
+
+
+def _draw_annotation(layout: Any, axes: dict[AxisPair, Axes], kinds: dict[str, str],
+                     annotation: Any, font: tuple[float, RGBA], px: float,
+                     ) -> tuple[Annotation, list[tuple[_Ref, str, float]]] | None:
+    """One layout annotation (e.g. the label of `add_hline`'s line): its text anchored at its
+    x and y as plotly anchors it, and its arrow; returns it with its (reference, "x" or "y",
+    value) for `_Ref.shows` once the axis ranges are known."""
+    arrow = annotation.showarrow is not False
+    if annotation.visible is False or not (annotation.text or arrow):
+        return None
+    place = _locate(layout, axes, kinds, annotation.xref, annotation.yref,
+                    (annotation.x, annotation.y))
+    if place is None:
+        return None
+    host, xref, yref = place
+    given = [annotation.x, annotation.y]
+    for side, ref in enumerate((xref, yref)):
+        if given[side] is None and ref.kind is None:
+            given[side] = 0.5  # plotly: the middle
+    x = xref.value("x", given[0], log_exponent=True)
+    y = yref.value("y", given[1], log_exponent=True)
+    if math.isnan(x) or math.isnan(y):
+        return None
+    size = (annotation.font.size or font[0]) * px
+    color = _rgba(annotation.font.color, font[1])
+    if annotation.opacity is not None:
+        color = _faded(color, float(annotation.opacity))
+    ha = _anchor(annotation.xanchor, given[0], xref, arrow, ("left", "center", "right"))
+    va = _anchor(annotation.yanchor, given[1], yref, arrow, ("bottom", "center", "top"))
+    pad = (1 if annotation.borderpad is None else annotation.borderpad) + (
+        1 if annotation.borderwidth is None else annotation.borderwidth)  # plotly's text box
+    offset = ((annotation.xshift or 0.0) + pad * {"left": 1, "center": 0, "right": -1}[ha],
+              (annotation.yshift or 0.0) + pad * {"bottom": 1, "center": 0, "top": -1}[va])
+    arrowprops = None
+    if arrow:  # the text sits at the arrow's tail, `ax`, `ay` pixels from its head (y down)
+        in_pixels = {annotation.axref, annotation.ayref} <= {None, "pixel"}
+        offset = (-10.0 if annotation.ax is None or not in_pixels else _float(annotation.ax),
+                  30.0 if annotation.ay is None or not in_pixels else -_float(annotation.ay))
+        arrowprops = {"arrowstyle": "-|>", "color": _rgba(annotation.arrowcolor, color),
+                      "linewidth": (annotation.arrowwidth or 1) * px, "shrinkA": 0,
+                      "shrinkB": (annotation.standoff or 0) * px}
+    bbox = None
+    if annotation.bgcolor or annotation.bordercolor:
+        bbox = {"boxstyle": "square,pad=0.2",
+                "facecolor": _rgba(annotation.bgcolor, (0.0, 0.0, 0.0, 0.0)),
+                "edgecolor": _rgba(annotation.bordercolor, (0.0, 0.0, 0.0, 0.0))}
+    label = host.annotate(
+        _plain(annotation.text or ""), xy=(x, y),
+        xycoords=blended_transform_factory(xref.transform(), yref.transform()),
+        xytext=(offset[0] * px, offset[1] * px), textcoords="offset points", ha=ha, va=va,
+        fontsize=size, color=color, rotation=-(annotation.textangle or 0),
+        multialignment=annotation.align or "center", arrowprops=arrowprops, bbox=bbox,
+        annotation_clip=False, zorder=_ANNOTATION_ZORDER)
+    return label, [(xref, "x", x), (yref, "y", y)]
+
+
+def _anchor(anchor: Any, value: Any, ref: _Ref, arrow: bool, names: tuple[str, str, str]) -> str:
+    """A plotly text anchor as matplotlib's alignment; "auto" is the centre for data or with an
+    arrow, else the side of the plotting area the position is nearest to (by thirds)."""
+    plotly_names = {"left": 0, "bottom": 0, "center": 1, "middle": 1, "right": 2, "top": 2}
+    if anchor in plotly_names:
+        return names[plotly_names[anchor]]
+    position = _float(value)
+    if arrow or ref.kind is not None or math.isnan(position):
+        return names[1]
+    return names[0] if position <= 1 / 3 else names[2] if position >= 2 / 3 else names[1]
 
 
 def _runs(present: np.ndarray) -> list[np.ndarray]:
@@ -569,7 +930,15 @@ def _title_and_legend(drawn: Figure, layout: Any, axes: Sequence[Axes],
     show = layout.showlegend if layout.showlegend is not None else legend_entries > 1
     if not show:
         return
-    if len(axes) == 1:
+    labels = [label for ax in axes for label in ax.get_legend_handles_labels()[1]]
+    if labels and layout.legend is not None and layout.legend.orientation == "h":
+        # plotly's horizontal legend: in rows under the plots, as many columns as fit
+        width = drawn.get_figwidth() * 72  # points
+        fit = max(1, int(width // (7 * max(len(label) for label in labels) + 40)))
+        rows = math.ceil(len(labels) / fit)
+        drawn.legend(loc="outside lower center", ncols=math.ceil(len(labels) / rows),
+                     frameon=False)
+    elif len(axes) == 1:
         if axes[0].get_legend_handles_labels()[0]:
             axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     elif any(ax.get_legend_handles_labels()[0] for ax in axes):

@@ -20,6 +20,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.markers import MarkerStyle
+from matplotlib.patches import Rectangle
+from matplotlib.text import Annotation
 from PIL import Image
 from plotly.subplots import make_subplots
 
@@ -326,11 +328,280 @@ def test_an_unsupported_trace_is_noted_in_the_image_not_drawn(tmp_path: Path) ->
     assert _pixels(save_png(pie, tmp_path / "pie.png")).shape == (560, 900, 3)
 
 
+# --- shapes and annotations -----------------------------------------------------------------
+
+def _labels(ax: Axes) -> dict[str, Annotation]:
+    return {text.get_text(): text for text in ax.texts if isinstance(text, Annotation)}
+
+
+def _rectangles(ax: Axes) -> list[Rectangle]:
+    return [patch for patch in ax.patches if isinstance(patch, Rectangle)]
+
+
+def _xy(line: Any) -> tuple[list[float], list[float]]:
+    return np.asarray(line.get_xdata()).tolist(), np.asarray(line.get_ydata()).tolist()
+
+
+def test_an_hline_spans_the_axes_at_its_y_with_its_style_and_its_label_below_the_right_end(
+        ) -> None:
+    figure = go.Figure(go.Scatter(x=[0, 10], y=[0.5, 0.7], mode="markers"))
+    figure.add_hline(y=0.9, line_dash="dash", line_color="#ff7f0e", line_width=3,
+                     annotation_text="knn 0.9000", annotation_position="bottom right")
+    drawn = to_matplotlib(figure, dpi=100)
+    ax = _only_axes(drawn)
+    (line,) = ax.lines
+    assert _xy(line) == ([0, 1], [0.9, 0.9])
+    # x in fractions of the axes' width, y in data: where matplotlib's own axhline would be
+    ends = [(0.0, 0.9), (1.0, 0.9)]
+    assert np.allclose(line.get_transform().transform(ends),
+                       ax.get_yaxis_transform().transform(ends))
+    assert ax.get_ylim()[1] > 0.9  # the axis range takes the line in, as plotly's autorange
+    assert to_rgba(line.get_color()) == to_rgba("#ff7f0e")
+    assert line.get_linestyle() == "--" and line.get_linewidth() == pytest.approx(3 * 0.72)
+    label = _labels(ax)["knn 0.9000"]
+    assert label.xy == (1.0, 0.9)
+    assert (label.get_horizontalalignment(), label.get_verticalalignment()) == ("right", "top")
+    drawn.canvas.draw()
+    box, plot = label.get_window_extent(), ax.get_window_extent()
+    line_y = ax.transData.transform((0, 0.9))[1]
+    assert plot.x1 - 10 < box.x1 <= plot.x1 and line_y - 10 < box.y1 <= line_y
+    assert float(label.get_fontsize()) < 10  # plotly's 12 px: smaller than the tick labels
+
+
+def test_a_vrect_shades_between_its_xs_under_the_grid_and_a_vline_is_labelled_at_its_top(
+        ) -> None:
+    figure = go.Figure(go.Scatter(x=[0, 10], y=[1, 2], mode="markers"))
+    figure.add_vrect(x0=2, x1=5, fillcolor="#eeeeee", line_width=0, layer="below")
+    figure.add_vline(x=2, line_dash="dot", line_color="#555555",
+                     annotation_text="session 2 (1h)", annotation_position="top right")
+    drawn = to_matplotlib(figure)
+    ax = _only_axes(drawn)
+    (shade,) = _rectangles(ax)
+    assert (shade.get_x(), shade.get_width(), shade.get_y(), shade.get_height()) == (2, 3, 0, 1)
+    corners = shade.get_transform().transform([(0, 0), (1, 1)])  # of the unit square
+    assert np.allclose(corners, ax.get_xaxis_transform().transform([(2, 0), (5, 1)]))
+    assert shade.get_facecolor() == pytest.approx(to_rgba("#eeeeee"))
+    assert shade.get_linewidth() == 0
+    assert shade.get_zorder() < ax.xaxis.get_zorder()  # layer "below": under the grid lines
+    (line,) = ax.lines
+    ends = [(2.0, 0.0), (2.0, 1.0)]
+    assert _xy(line) == ([2, 2], [0, 1])
+    assert np.allclose(line.get_transform().transform(ends),
+                       ax.get_xaxis_transform().transform(ends))
+    assert line.get_linestyle() == ":" and to_rgba(line.get_color()) == to_rgba("#555555")
+    label = _labels(ax)["session 2 (1h)"]
+    assert label.xy == (2.0, 1.0)
+    drawn.canvas.draw()
+    box, plot = label.get_window_extent(), ax.get_window_extent()
+    line_x = ax.transData.transform((2, 0))[0]
+    assert line_x <= box.x0 < line_x + 10 and plot.y1 - 10 < box.y1 <= plot.y1
+
+
+def test_shapes_in_data_coordinates_widen_the_range_are_clipped_and_fade_with_opacity() -> None:
+    figure = go.Figure(go.Scatter(x=[0, 10], y=[0, 10], mode="markers"))
+    figure.add_shape(type="rect", x0=1, x1=3, y0=2, y1=12, fillcolor="red", opacity=0.5,
+                     line={"color": "blue", "width": 3})
+    figure.add_hrect(y0=4, y1=5, fillcolor="green", opacity=0.25, line_width=0)
+    figure.add_shape(type="circle", x0=6, x1=8, y0=6, y1=8, line={"color": "black"})
+    ax = _only_axes(to_matplotlib(figure, dpi=100))
+    box, band = _rectangles(ax)
+    assert (box.get_x(), box.get_width(), box.get_y(), box.get_height()) == (1, 2, 2, 10)
+    assert np.allclose(box.get_transform().transform([(0, 0), (1, 1)]),
+                       ax.transData.transform([(1, 2), (3, 12)]))
+    assert ax.get_ylim()[1] >= 12 and box.get_clip_on()
+    assert box.get_facecolor() == pytest.approx((1, 0, 0, 0.5))
+    assert box.get_edgecolor() == pytest.approx((0, 0, 1, 0.5))
+    assert box.get_linewidth() == pytest.approx(3 * 0.72)
+    assert box.get_zorder() > max(c.get_zorder() for c in ax.collections)  # plotly: above
+    assert (band.get_x(), band.get_width(), band.get_y(), band.get_height()) == (0, 1, 4, 1)
+    assert band.get_facecolor() == pytest.approx((0, 128 / 255, 0, 0.25))
+    (circle,) = [patch for patch in ax.patches if patch not in (box, band)]
+    assert np.allclose(circle.get_transform().transform([(0, 0)]),
+                       ax.transData.transform([(7, 7)]))  # the ellipse's centre
+    alone = go.Figure()
+    alone.add_hline(y=2)  # no trace: the range still shows the line
+    low, high = _only_axes(to_matplotlib(alone)).get_ylim()
+    assert low < 2 < high
+
+
+def test_shape_and_annotation_coordinates_on_log_category_and_date_axes() -> None:
+    logged = go.Figure(go.Scatter(x=[1, 2], y=[1, 1000], mode="markers"),
+                       layout={"yaxis": {"type": "log"}})
+    logged.add_hline(y=100, annotation_text="at 10**100")  # shapes: values
+    logged.add_annotation(x=1.5, y=2, text="at 100", showarrow=False)  # annotations: exponents
+    ax = _only_axes(to_matplotlib(logged))
+    (line,) = ax.lines
+    assert _xy(line)[1] == [100, 100]
+    # add_hline's label keeps the line's y, so on a log axis plotly puts it off the axis and
+    # hides it, as plotly hides any annotation whose data lies off its axis
+    assert _labels(ax)["at 10**100"].xy[1] == 1e100
+    assert not _labels(ax)["at 10**100"].get_visible()
+    assert _labels(ax)["at 100"].xy == (1.5, pytest.approx(100))
+    assert _labels(ax)["at 100"].get_visible()
+    categories = go.Figure(go.Bar(x=["a", "b", "c"], y=[1, 2, 3]))
+    categories.add_vline(x="b")
+    categories.add_annotation(x=2, y=3, text="c by its number", showarrow=False)
+    ax = _only_axes(to_matplotlib(categories))
+    (line,) = ax.lines
+    assert _xy(line)[0] == [1, 1]
+    assert _labels(ax)["c by its number"].xy == (2, 3)
+    start = datetime(2024, 1, 1)
+    timed = go.Figure(go.Scatter(x=[start, start + timedelta(days=4)], y=[1, 2], mode="lines"))
+    timed.add_vrect(x0="2024-01-02", x1=start + timedelta(days=3))
+    (span,) = _rectangles(_only_axes(to_matplotlib(timed)))
+    assert span.get_x() == pytest.approx(dates.date2num(datetime(2024, 1, 2)))
+    assert span.get_width() == pytest.approx(2.0)  # days
+
+
+def test_subplot_titles_and_annotations_go_to_their_own_plotting_area() -> None:
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("left plot", "right plot"))
+    figure.add_trace(go.Scatter(x=[1, 2], y=[1, 2], mode="markers"), row=1, col=1)
+    figure.add_trace(go.Scatter(x=[1, 3], y=[4, 6], mode="markers"), row=1, col=2)
+    figure.add_annotation(x=3, y=6, xref="x2", yref="y2", text="peak")
+    drawn = to_matplotlib(figure)
+    left, right = sorted(drawn.axes, key=lambda ax: ax.get_position().x0)
+    assert list(_labels(left)) == ["left plot"]
+    assert list(_labels(right)) == ["right plot", "peak"]
+    peak = _labels(right)["peak"]
+    assert peak.xy == (3, 6) and peak.arrow_patch is not None  # plotly's default arrow
+    drawn.canvas.draw()
+    for ax, name in ((left, "left plot"), (right, "right plot")):
+        box, plot = _labels(ax)[name].get_window_extent(), ax.get_window_extent()
+        assert box.y0 >= plot.y1  # above its plot, centred over it
+        assert abs((box.x0 + box.x1) / 2 - (plot.x0 + plot.x1) / 2) < 2
+    text, head = peak.get_window_extent(), right.transData.transform((3, 6))
+    assert (text.x0 + text.x1) / 2 < head[0] and text.y0 > head[1]  # up and left of its point
+
+
+def test_shapes_that_are_not_drawn_are_noted_in_the_image() -> None:
+    figure = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="markers"))
+    figure.add_shape(type="path", path="M 0 0 L 1 1 L 1 0 Z")
+    figure.add_shape(type="line", x0=0, x1=1, y0=0, y1=1, xref="x5")  # no such axis
+    ax = _only_axes(to_matplotlib(figure))
+    assert [text.get_text() for text in ax.texts] == ["path shape not drawn\nline shape not drawn"]
+    assert len(ax.lines) == 0 and _rectangles(ax) == []
+
+
+def test_shapes_and_labels_show_in_the_png(tmp_path: Path) -> None:
+    figure = go.Figure(go.Scatter(x=[0, 10], y=[0, 1], mode="markers",
+                                  marker={"color": "black"}))
+    figure.add_vrect(x0=2, x1=4, fillcolor="rgb(0, 200, 0)", line_width=0, layer="below")
+    figure.add_hline(y=0.5, line_color="red", line_width=4, annotation_text="threshold")
+    pixels = _pixels(save_png(figure, tmp_path / "shapes.png"))
+    assert _near(pixels, (0, 200, 0)) > 5000  # the band, the plot's whole height
+    assert _near(pixels, (255, 0, 0)) > 1500  # the line, across the plot
+
+
+# --- bar modes ------------------------------------------------------------------------------
+
+def _spans(ax: Axes, horizontal: bool) -> np.ndarray:
+    """(start, length, centre, width) of each bar, in drawing order."""
+    return np.array([(p.get_x(), p.get_width(), p.get_y() + p.get_height() / 2, p.get_height())
+                     if horizontal else
+                     (p.get_y(), p.get_height(), p.get_x() + p.get_width() / 2, p.get_width())
+                     for p in _rectangles(ax)])
+
+
+def test_stacked_horizontal_bars_start_where_the_previous_trace_ended() -> None:
+    kinds = ["short runs", "full runs", "baselines"]
+    seconds = [[10.0, 20.0, 2.0], [5.0, 15.0, 0.0], [2.0, 8.0, 1.0]]
+    figure = go.Figure([go.Bar(x=row, y=kinds, orientation="h", name=f"session {n + 1}")
+                        for n, row in enumerate(seconds)],
+                       layout={"barmode": "stack", "yaxis": {"autorange": "reversed"}})
+    ax = _only_axes(to_matplotlib(figure))
+    spans = _spans(ax, horizontal=True).reshape(3, 3, 4)  # trace, category, field
+    assert spans[:, :, 1] == pytest.approx(np.array(seconds))
+    starts = np.vstack([np.zeros(3), np.cumsum(seconds, axis=0)[:-1]])
+    assert spans[:, :, 0] == pytest.approx(starts)
+    assert spans[:, :, 2] == pytest.approx(np.tile([0, 1, 2], (3, 1)))  # one bar per category
+    assert spans[:, :, 3] == pytest.approx(np.full((3, 3), 0.8))
+    assert ax.yaxis_inverted() and _tick_texts(ax, "y") == kinds
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == ["session 1", "session 2", "session 3"]
+
+
+def test_stack_piles_every_value_and_relative_piles_signs_apart() -> None:
+    traces = [[2, -1], [-3, 4], [1, -2]]
+
+    def spans(mode: str) -> np.ndarray:
+        figure = go.Figure([go.Bar(x=["a", "b"], y=values) for values in traces],
+                           layout={"barmode": mode})
+        return _spans(_only_axes(to_matplotlib(figure)), horizontal=False)[:, :2]
+
+    # (start, length) per bar: trace 1 at a, b, then trace 2, then trace 3
+    assert spans("stack") == pytest.approx(
+        np.array([(0, 2), (0, -1), (2, -3), (-1, 4), (-1, 1), (3, -2)]))
+    assert spans("relative") == pytest.approx(
+        np.array([(0, 2), (0, -1), (0, -3), (0, 4), (2, 1), (-1, -2)]))
+
+
+def test_stacks_with_offset_groups_stand_side_by_side() -> None:
+    figure = go.Figure([go.Bar(x=["a"], y=[1], offsetgroup="one"),
+                        go.Bar(x=["a"], y=[2], offsetgroup="one"),
+                        go.Bar(x=["a"], y=[5], offsetgroup="two")],
+                       layout={"barmode": "stack"})
+    spans = _spans(_only_axes(to_matplotlib(figure)), horizontal=False)
+    assert spans[:, 0] == pytest.approx([0, 1, 0])  # the second piles on the first only
+    assert spans[:, 2] == pytest.approx([-0.2, -0.2, 0.2]) and spans[:, 3] == pytest.approx(0.4)
+
+
+def test_grouped_bars_sit_side_by_side_in_each_category_in_trace_order() -> None:
+    heights = [[1, 2, 3], [2, 1, 2], [3, 3, 1]]
+    figure = go.Figure([go.Bar(x=["a", "b", "c"], y=row, name=f"t{n}")
+                        for n, row in enumerate(heights)])  # plotly's default barmode: group
+    spans = _spans(_only_axes(to_matplotlib(figure)), horizontal=False).reshape(3, 3, 4)
+    assert spans[:, :, 1] == pytest.approx(np.array(heights)) and np.all(spans[:, :, 0] == 0)
+    for category in range(3):
+        centres, widths = spans[:, category, 2], spans[:, category, 3]
+        lefts, rights = centres - widths / 2, centres + widths / 2
+        assert list(centres) == sorted(centres)  # first trace at the left
+        assert np.all(rights[:-1] <= lefts[1:] + 1e-9)  # no overlap
+        assert (lefts[0], rights[-1]) == pytest.approx((category - 0.4, category + 0.4))
+    gapped = go.Figure(figure).update_layout(bargroupgap=0.5)
+    gapped_spans = _spans(_only_axes(to_matplotlib(gapped)), horizontal=False).reshape(3, 3, 4)
+    assert gapped_spans[:, :, 3] == pytest.approx(spans[:, :, 3] / 2)
+    assert gapped_spans[:, :, 2] == pytest.approx(spans[:, :, 2])  # centred in their share
+
+
+def test_grouped_bars_that_never_meet_and_overlaid_bars_keep_the_full_width() -> None:
+    apart = go.Figure([go.Bar(x=[0, 2], y=[1, 1]), go.Bar(x=[1, 3], y=[2, 2])])
+    spans = _spans(_only_axes(to_matplotlib(apart)), horizontal=False)
+    assert spans[:, 2] == pytest.approx([0, 2, 1, 3]) and spans[:, 3] == pytest.approx(0.8)
+    overlaid = go.Figure([go.Bar(x=["a", "b"], y=[1, 2]), go.Bar(x=["a", "b"], y=[2, 1])],
+                         layout={"barmode": "overlay"})
+    spans = _spans(_only_axes(to_matplotlib(overlaid)), horizontal=False)
+    assert spans[:, 2] == pytest.approx([0, 1, 0, 1]) and spans[:, 3] == pytest.approx(0.8)
+    assert spans[:, 0] == pytest.approx(0)
+    offset = go.Figure([go.Bar(x=[0, 1], y=[1, 1]), go.Bar(x=[0, 1], y=[1, 1], offset=-0.1,
+                                                            width=0.2)])
+    spans = _spans(_only_axes(to_matplotlib(offset)), horizontal=False)
+    assert spans[2:, 2] == pytest.approx([0, 1]) and spans[2:, 3] == pytest.approx(0.2)
+
+
+def test_a_horizontal_legend_goes_under_the_plot_not_over_the_data() -> None:
+    names = [f"run number {n}" for n in range(5)]
+    figure = go.Figure([go.Scatter(x=[0, 1], y=[n, n + 1], name=name)
+                        for n, name in enumerate(names)],
+                       layout={"legend": {"orientation": "h", "y": -0.2},
+                               "xaxis": {"title": {"text": "steps"}}})
+    drawn = to_matplotlib(figure)
+    ax = _only_axes(drawn)
+    assert ax.get_legend() is None
+    (legend,) = drawn.legends
+    assert [text.get_text() for text in legend.get_texts()] == names
+    drawn.canvas.draw()
+    box = legend.get_window_extent()
+    assert box.y1 <= ax.xaxis.label.get_window_extent().y0  # under the axis title
+    assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= drawn.bbox.width
+    assert box.width > 3 * box.height  # in a row, not one long column
+
+
 # --- Optuna's figures -----------------------------------------------------------------------
 
 def test_param_importances_are_one_horizontal_bar_per_parameter() -> None:
     study = _single_objective_study()
-    evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=8, seed=0)  # few trees: fast
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()  # fast; the figure is the same
     figure = optuna.visualization.plot_param_importances(study, evaluator=evaluator)
     (trace,) = figure.data
     ax = _only_axes(to_matplotlib(figure))
