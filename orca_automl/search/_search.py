@@ -199,22 +199,34 @@ def _run_session(
     callback: SearchCallback, lock: DriverLock,
 ) -> tuple[list[TrialRecord], WinnerDecision | None]:
     """Start Ray, open the study, repair what a killed run left, score the baselines, and run
-    the loop: the session, under the study's driver lock. Ctrl-C (KeyboardInterrupt) puts the
-    study in order (`settle_interrupt`) and stops Ray before `SearchInterrupted` leaves, with
-    a second Ctrl-C ignored until then."""
+    the loop: the session, under the study's driver lock. Ctrl-C (KeyboardInterrupt) waits
+    while a new study is made, then puts the study in order (`settle_interrupt`) and stops Ray
+    before `SearchInterrupted` leaves, with a second Ctrl-C ignored until then."""
+    new_attrs: dict[str, Any] = {
+        StudyKey.TASK: c.task.name,
+        StudyKey.TASK_FINGERPRINT: c.fingerprint,
+        StudyKey.SEARCH_SPACE: {"name": c.space.name, "path": str(c.space.path.resolve()),
+                                "sha256": c.space.sha256},
+        StudyKey.VALIDATION: c.validation.to_attr(),
+        StudyKey.WINNERS_FOLDER: str(c.folder / "winners"),
+    }
     with ExitStack() as last, execution(c.plan, toolkit.runner, c.task) as executor:
-        handle = StudyHandle.open(c.url, c.study_name, _sampler(options.sampler, options.seed), {
-            StudyKey.TASK: c.task.name,
-            StudyKey.TASK_FINGERPRINT: c.fingerprint,
-            StudyKey.SEARCH_SPACE: {"name": c.space.name, "path": str(c.space.path.resolve()),
-                                    "sha256": c.space.sha256},
-            StudyKey.VALIDATION: c.validation.to_attr(),
-            StudyKey.WINNERS_FOLDER: str(c.folder / "winners"),
-        }, artifacts=c.folder / "artifacts")
-        beat(handle, time.time())  # names this driver to a second one at once
+        handle: StudyHandle | None = None
         try:
+            with _sigint_deferred():  # a new study is made whole: its attributes, its first trial
+                handle = StudyHandle.open(c.url, c.study_name,
+                                          _sampler(options.sampler, options.seed), new_attrs,
+                                          artifacts=c.folder / "artifacts")
+                if not handle.records():  # a fresh study starts from the engine's defaults
+                    handle.study.enqueue_trial(
+                        c.space.engine_defaults(engine_choices(c.task.modality)),
+                        skip_if_exists=True)
+                    handle.set_attr(StudyKey.ENGINE_DEFAULT_TRIAL, handle.study.trials[0].number)
+            beat(handle, time.time())  # names this driver to a second one at once
             return _continue_session(options, c, toolkit, executor, callback, lock, handle)
         except KeyboardInterrupt:
+            if handle is None:
+                raise
             last.enter_context(_sigint_ignored())  # until Ray has stopped (executor's exit)
             callback.on_interrupt()
             interrupted = settle_interrupt(handle, executor.in_flight())
@@ -227,10 +239,6 @@ def _continue_session(
 ) -> tuple[list[TrialRecord], WinnerDecision | None]:
     """The session on the opened study: repair, baselines, the loop, and its end recorded."""
     remove_partial(c.folder / "winners")
-    if not handle.records():  # a fresh study starts from the engine's defaults
-        handle.study.enqueue_trial(c.space.engine_defaults(engine_choices(c.task.modality)),
-                                   skip_if_exists=True)
-        handle.set_attr(StudyKey.ENGINE_DEFAULT_TRIAL, handle.study.trials[0].number)
     interrupted = reconcile_interrupted(handle, c.previous_heartbeat)
     session = begin_session(handle, c.budget)
     handle.study.sampler = _sampler(options.sampler, options.seed + len(handle.records()))
@@ -282,6 +290,24 @@ def _interrupted_line(handle: StudyHandle, budget: Budget, interrupted: int) -> 
     trials = "trial" if interrupted == 1 else "trials"
     return (f"{interrupted} running {trials} marked interrupted, {format_seconds(spent)} of the "
             f"{budget.text} budget spent; run the same command to resume")
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back until the block is done, then raise it (nothing to hold when Ctrl-C
+    is ignored, as in a background job, or off the main thread)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
 
 
 @contextmanager

@@ -166,6 +166,38 @@ def test_ctrl_c_leaves_the_study_in_order_and_the_same_command_resumes_it(
     assert any(r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE for r in after.values())
 
 
+def test_ctrl_c_while_the_study_is_made_waits_until_it_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_metric_names = optuna.Study.set_metric_names
+
+    def interrupted(study: optuna.Study, names: list[str]) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between creating the study and its attributes
+        set_metric_names(study, names)
+
+    monkeypatch.setattr(optuna.Study, "set_metric_names", interrupted)
+    clock = FakeClock()
+    runner = FakeRunner(clock)
+    url = f"sqlite:///{tmp_path}/study.db"
+    try:
+        run_search(options(storage=url), toolkit=fake_toolkit(runner),
+                   execution=_execution(clock, SimulatedExecutor, []))
+    except SearchInterrupted as exc:
+        assert str(exc).startswith("0 running trials marked interrupted, 0s of the 60s budget")
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C broke into the making of the study")
+    else:
+        pytest.fail("Ctrl-C was lost")
+    assert not runner.calls
+    study = optuna.load_study(study_name="fake-1d", storage=url)
+    assert {"task_fingerprint", "search_space", "engine_default_trial"} <= set(study.user_attrs)
+    monkeypatch.undo()
+    run_search(options(storage=url), toolkit=fake_toolkit(runner),  # resumable as it is
+               execution=_execution(clock, SimulatedExecutor, []))
+    assert any(r.plan.engine_default and r.state == TrialState.COMPLETE
+               for r in _records(url))
+
+
 def test_ctrl_c_at_the_command_prints_one_line_and_exits_130(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
