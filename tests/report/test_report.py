@@ -6,16 +6,25 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from orca_automl.cli import report_main, run_command, search_command
+from orca_automl.cli import Progress, report_main, run_command, search_command
 from orca_automl.config import Stage
-from orca_automl.report import FIGURES, Missing, read_study, register_dashboard, write_report
+from orca_automl.report import (
+    FIGURES,
+    Missing,
+    Report,
+    read_study,
+    register_dashboard,
+    write_report,
+)
 from orca_automl.report._facts import facts_of
 from orca_automl.report._figures import SPENDING, pareto_front, spending_category
 from orca_automl.report._page import page
@@ -37,15 +46,38 @@ def _search(url: str, budget: str = "120s", **flags: object) -> None:
                execution=simulated_execution(clock))
 
 
+@dataclass(frozen=True)
+class Searched:
+    """The module's study: its URL, and what `orca-search` printed when its second session
+    ended (the command writes the report then)."""
+
+    url: str
+    folder: Path
+    printed: str
+
+
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> str:
+def searched(tmp_path_factory: pytest.TempPathFactory) -> Searched:
     """A two-session study (a resume with a second budget) with baselines, full runs and an
-    ensemble, made by the real search loop on the fake runner."""
+    ensemble, made by the real search loop on the fake runner; the second session runs as the
+    `orca-search` command, which ends by writing the report."""
     folder = tmp_path_factory.mktemp("study")
     url = f"sqlite:///{folder}/study.db"
     _search(url, "120s")
-    _search(url, "60s")
-    return url
+    clock = FakeClock()
+    toolkit = fake_toolkit(FakeRunner(clock), baselines=["strong", "weak"])
+    parsed = args(storage=url, no_report=None, budget="60s", workers=2, validation="cv:4/2")
+    out = io.StringIO()
+    code = run_command("orca-search", lambda a: search_command(
+        a, toolkit=toolkit, execution=simulated_execution(clock), out=out,
+        progress=Progress(io.StringIO(), out=io.StringIO())), parsed)
+    assert code == 0
+    return Searched(url, folder, out.getvalue())
+
+
+@pytest.fixture(scope="module")
+def study(searched: Searched) -> str:
+    return searched.url
 
 
 def test_the_leaderboard_holds_every_promoted_run_ensemble_and_baseline(study: str) -> None:
@@ -166,8 +198,14 @@ def test_a_study_without_full_runs_says_why_figures_are_missing(tmp_path: Path) 
     assert set(report.pngs) == set(report.figures)
 
 
-def test_the_report_files(study: str, tmp_path: Path) -> None:
-    report = write_report(study, "fake-1d", tmp_path / "report")
+@pytest.fixture(scope="module")
+def written(searched: Searched) -> Report:
+    """The report the command wrote, as the API describes it (rewritten in place)."""
+    return write_report(searched.url, "fake-1d")
+
+
+def test_the_report_files(study: str, written: Report) -> None:
+    report = written
     assert report.figures == tuple(FIGURES) and not report.missing
     html = report.html.read_text()
     assert html.count('<section class="orca-figure"') == len(FIGURES)
@@ -185,10 +223,10 @@ def test_the_report_files(study: str, tmp_path: Path) -> None:
         ["report.html", "report.md", *(f"{n}.png" for n in FIGURES)])
 
 
-def test_a_failed_write_keeps_the_previous_report(study: str, tmp_path: Path,
+def test_a_failed_write_keeps_the_previous_report(study: str, written: Report, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "report"
-    first = write_report(study, "fake-1d", folder)
+    shutil.copytree(written.folder, folder)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     calls = []
 
@@ -204,7 +242,6 @@ def test_a_failed_write_keeps_the_previous_report(study: str, tmp_path: Path,
         write_report(study, "fake-1d", folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder left
-    assert first.html.is_file()
 
 
 def test_study_text_is_escaped_in_the_page() -> None:
@@ -214,10 +251,10 @@ def test_study_text_is_escaped_in_the_page() -> None:
     assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-def test_the_dashboard_shows_the_figures_and_the_leaderboard(study: str, tmp_path: Path) -> None:
+def test_the_dashboard_shows_the_figures_and_the_leaderboard(study: str, written: Report) -> None:
     from optuna_dashboard import get_note
 
-    report = write_report(study, "fake-1d", tmp_path / "report")
+    report = written
     for _ in range(2):  # registering again replaces, never duplicates
         register_dashboard(study, "fake-1d", report)
     loaded = optuna.load_study(study_name="fake-1d", storage=study)
@@ -259,19 +296,10 @@ def test_orca_report_command(study: str, tmp_path: Path, capsys: pytest.CaptureF
             assert words in err
 
 
-def test_orca_search_ends_by_writing_the_report(tmp_path: Path) -> None:
-    clock = FakeClock()
-    toolkit = fake_toolkit(FakeRunner(clock), baselines=["strong"])
-    parsed = args(storage=f"sqlite:///{tmp_path}/study.db", no_report=None, budget="60s")
-    out = io.StringIO()
-    from orca_automl.cli import Progress
-
-    code = run_command("orca-search", lambda a: search_command(
-        a, toolkit=toolkit, execution=simulated_execution(clock), out=out,
-        progress=Progress(io.StringIO(), out=io.StringIO())), parsed)
-    assert code == 0
-    html = tmp_path / "fake-1d" / "report" / "report.html"
-    assert f"report: {html}" in out.getvalue() and html.is_file()
-    attrs = _system_attrs(f"sqlite:///{tmp_path}/study.db")
-    assert any(k.startswith("dashboard:plot_data:orca-pareto") for k in attrs)
-
+def test_orca_search_ends_by_writing_the_report(searched: Searched) -> None:
+    html = searched.folder / "fake-1d" / "report" / "report.html"
+    assert f"report: {html}" in searched.printed and html.is_file()
+    assert "7 figures, PNGs and report.md in" in searched.printed
+    attrs = _system_attrs(searched.url)
+    assert {k.split(":")[2] for k in attrs if k.startswith("dashboard:plot_data:")} == {
+        f"orca-{name}" for name in FIGURES}
