@@ -303,3 +303,13 @@ def test_orca_search_ends_by_writing_the_report(searched: Searched) -> None:
     attrs = _system_attrs(searched.url)
     assert {k.split(":")[2] for k in attrs if k.startswith("dashboard:plot_data:")} == {
         f"orca-{name}" for name in FIGURES}
+
+
+def test_orca_report_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        report_main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--study", "--storage", "--out", "--no-dashboard", "--debug"):
+        assert flag in text
+    assert "orca-report --study gunpoint" in text and "exit codes: 0 written, 2 bad input" in text
