@@ -12,12 +12,10 @@ ORCA_AUTOML_REQUIRE_TERMINAL=1 (as `.ci/run` sets), where it fails.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -158,7 +156,9 @@ def test_in_a_terminal_the_line_is_redrawn_in_place_and_ctrl_c_stops_and_resumes
                             capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, second.stderr
     assert f"resumed: {format_seconds(spent)} of this budget already spent" in second.stdout
-    assert not _controls(second.stdout + second.stderr)
+    assert not _controls(second.stdout + second.stderr)  # a pipe gets text and newlines only
+    assert re.search(r"^trial +\d+ \w+ +COMPLETE .*  \d+% \S+ left ETA ", second.stderr,
+                     re.MULTILINE), second.stderr  # each trial line carries the counters
     after = _records(tmp_path)
     for n, r in before.items():  # nothing finished lost or changed
         assert after[n].state == r.state and after[n].values == r.values
@@ -187,24 +187,3 @@ def _count(folder: Path, state: str) -> int:
     finally:
         engine.dispose()
 
-
-def test_in_a_pipe_only_text_and_newlines_and_ctrl_c_still_stops_cleanly(tmp_path: Path) -> None:
-    run = subprocess.Popen(_command(), cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while _count(tmp_path, "COMPLETE") < 1 or _count(tmp_path, "RUNNING") == 0:
-            assert run.poll() is None, run.communicate()[1]
-            assert time.monotonic() < deadline, "the search never got going"
-            time.sleep(0.2)
-        run.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        out, err = run.communicate(timeout=60)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, signal.SIGKILL)
-    assert run.returncode == 130, err
-    assert not _controls(out + err)
-    assert INTERRUPTED.search(err.splitlines()[-1]), err
-    assert re.search(r"^trial +\d+ short COMPLETE .*  \d+% \S+ left ETA ", err, re.MULTILINE), err
-    assert not any(r.state == TrialState.RUNNING for r in _records(tmp_path).values())

@@ -162,6 +162,7 @@ def searched_study(chromium: str, tiny_bert_dir: Path,
     assert html.is_file() and f"report: {html}" in done.stdout, done.stdout
     study = optuna.load_study(study_name=STUDY, storage=storage)
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    _check_real_cycle(study)
     facts = read_study(storage, STUDY)
     drawn = tuple(name for name, spec in FIGURES.items()
                   if not isinstance(spec.build(facts), Missing))
@@ -172,6 +173,33 @@ def searched_study(chromium: str, tiny_bert_dir: Path,
     expected = [name for name in FIGURES if name != "importances" or short >= 3]
     assert list(drawn) == expected, f"figures drawn: {drawn}; expected {expected}"
     return SearchedStudy(storage, STUDY, html, drawn, complete)
+
+
+def _check_real_cycle(study: Any) -> None:
+    """The hold-out real cycle through the command: no trial failed or left running, short
+    trials charged and costed, aligned ones with their curves, baselines scored, the winner
+    tested once and its saved model predicting (the cross-validated path: test_integration)."""
+    import numpy as np
+
+    from orca_automl.config import Stage
+    from orca_automl.cycle import load_model
+    from orca_automl.search import TrialRecord
+    from orca_automl.tasks import load_task
+
+    records = [TrialRecord.from_frozen(t) for t in study.trials]
+    assert not {r.state.name for r in records} & {"FAIL", "RUNNING"}, [
+        r.result.error for r in records]
+    short = [r for r in records if r.plan.stage == Stage.SHORT and r.val_score is not None]
+    assert short and all(r.result.device_seconds > 0 and r.cost for r in short)
+    assert all(r.result.align_curve and r.result.final_align_loss is not None for r in short)
+    assert {r.plan.baseline for r in records if r.plan.stage == Stage.BASELINE} == {
+        "minirocket", "one_nn"}
+    winner = study.user_attrs["winner"]["winner"]
+    (served,) = [r for r in records if r.number == winner]
+    assert served.result.test is not None and served.result.model_dir
+    task = load_task("italy_power_demand", seed=0)
+    predicted = load_model(served.result.model_dir).predict(task.test.X[:4])
+    assert np.asarray(predicted).shape[0] == 4
 
 
 def _free_port() -> int:

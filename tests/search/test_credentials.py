@@ -36,12 +36,13 @@ def test_a_search_on_postgresql_never_shows_or_stores_the_password(tmp_path: Pat
     assert password and len(password) >= 8
     command = [sys.executable, "-m", "tests.search.fake_cli", "--task", "fake-1d", "--budget", "6s",
                "--storage", postgres_url, "--search-space", str(SPACES / "tiny.yaml"),
-               "--validation", "holdout", "--debug"]
+               "--validation", "holdout", "--debug", "--with-report"]  # the report too
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=240)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "postgresql+psycopg://orca:***@" in run.stdout  # the study is named, masked
+    assert "report: " in run.stdout  # its files are among those searched below
     assert password not in run.stdout + run.stderr
     ray = (tmp_path / study_folder(postgres_url, "fake-1d") / "ray").resolve()  # maybe a link
     files = [p for folder in (tmp_path, ray) for p in folder.rglob("*")

@@ -40,6 +40,15 @@ from tests.search.fakes import (
 )
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_enabled() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here, as in a terminal, even when the test run itself
+    was started with SIGINT ignored (a background job: `.ci/run &`, nohup)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _ctrl_c(executor: SimulatedExecutor) -> KeyboardInterrupt:
     """Ctrl-C half a (simulated) second into a wait for trials."""
     executor.clock.sleep(0.5)
