@@ -80,6 +80,9 @@ def main() -> None:
                         help="--options: measure only these options (names as in the table)")
     parser.add_argument("--stage", choices=["short", "full"], default="full",
                         help="--options: the schedule each configuration runs")
+    parser.add_argument("--table-only", action="store_true",
+                        help="--options: write the table from the logged runs only (a seed's "
+                             "missing runs count as not run), computing nothing")
     parser.add_argument("--time-seeds", type=int, nargs="+", metavar="SEED",
                         help="--options: the seeds whose device seconds the time ratios use "
                              "(default: all), e.g. those run on an otherwise idle machine")
@@ -219,15 +222,22 @@ def options(args: argparse.Namespace) -> None:
         for name in tasks:
             task = load_task(name, seed=seed)
             folds = parse_validation(args.validation, len(task.train) + len(task.val), seed)
-            warm_up(task, args.smoke)
+            if not args.table_only:
+                warm_up(task, args.smoke)
             for option in names:
                 key = {"task": name, "seed": seed, "option": OPTIONS[option],
                        "validation": args.validation, "stage": args.stage, "smoke": args.smoke}
                 cfg = OrcaConfig().with_overrides({"seed": seed})
                 if args.smoke:
                     cfg = cfg.with_overrides(SMOKE_OVERRIDES)
-                r = log.run(key, partial(option_run, task, cfg, OPTIONS[option], folds,
-                                         Stage(args.stage)))
+                if args.table_only:
+                    logged = log.get(key)
+                    if logged is None:
+                        continue
+                    r = logged
+                else:
+                    r = log.run(key, partial(option_run, task, cfg, OPTIONS[option], folds,
+                                             Stage(args.stage)))
                 found[(name, option, seed)] = r
                 shown = "n/a: " + r["error"] if r.get("error") else (
                     f"test {r['test']:.4f}, {r['seconds']:.0f} s")
