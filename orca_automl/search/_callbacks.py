@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.trial import TrialState
 
+from orca_automl.config import Stage
 from orca_automl.search._budget import Budget
 from orca_automl.search._promotion import Promotion
 from orca_automl.search._records import TrialRecord
@@ -69,7 +70,8 @@ class Snapshot:
     def of(cls, records: Sequence[TrialRecord], used: float, total: float, running: int,
            phase: str) -> Snapshot:
         finished = [r for r in records if r.finished]
-        scored = [r for r in finished if r.state == TrialState.COMPLETE and r.val_score is not None]
+        scored = [r for r in finished if r.state == TrialState.COMPLETE and r.val_score is not None
+                  and r.plan.stage != Stage.BASELINE]  # a reference is not what the search found
         return cls(
             used=used,
             total=total,

@@ -83,3 +83,12 @@ def test_no_baselines_when_asked(tmp_path: Path) -> None:
     assert not any(isinstance(r, TrialRecord) and r.plan.stage == Stage.BASELINE
                    for r in result.records)
     assert "baseline:" not in winners_table(result)
+
+
+def test_the_best_so_far_shown_while_searching_is_never_a_baseline(tmp_path: Path) -> None:
+    from orca_automl.search import Snapshot
+
+    result = _search(tmp_path, "holdout")
+    best = Snapshot.of(result.records, 0.0, 1.0, 0, "search").best
+    assert best is not None and best.plan.stage != Stage.BASELINE
+    assert result.baselines[0].val_score > best.val_score  # the strong baseline scored higher
