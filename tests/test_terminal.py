@@ -24,7 +24,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy
 from optuna.trial import TrialState
 
 from orca_automl.search import Stage, TrialRecord, format_seconds
@@ -171,19 +170,3 @@ def test_in_a_terminal_the_line_is_redrawn_in_place_and_ctrl_c_stops_and_resumes
         sum(r.result.device_seconds for r in after.values()))  # nothing charged twice
     assert [s["finished"] for s in study.user_attrs["sessions"]] == [True]
     assert not any(r.state == TrialState.RUNNING for r in after.values())
-
-
-def _count(folder: Path, state: str) -> int:
-    """Trials in `state`, read without writing."""
-    path = folder / "studies" / "fake-1d.db"
-    engine = sqlalchemy.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true",
-                                      poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return int(connection.exec_driver_sql(
-                f"SELECT COUNT(*) FROM trials WHERE state = '{state}'").scalar() or 0)
-    except sqlalchemy.exc.OperationalError:  # not created yet
-        return 0
-    finally:
-        engine.dispose()
-
