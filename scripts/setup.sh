@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+# torch's build alone takes 5.5 GB in the venv: say so up front instead of failing midway.
+if [ ! -x .venv/bin/python ]; then
+  free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+  if [ "${free_kb:-0}" -lt $((7 * 1024 * 1024)) ]; then
+    echo "setup: the install needs about 7 GB free here; $(df -Ph . | awk 'NR==2 {print $4}') is free in $(pwd) (free some space, then rerun)" >&2
+    exit 2
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

@@ -112,6 +112,7 @@ def run_cycle(
         ev = Evaluation("", float("nan"), float("nan"), float("nan"))
         return _result(ev, outcome, start, cost, "align", model, schedule, notes)
     ref = refine(model, task, cfg.refine, cfg.seed, dev, callback)
+    cost = inference_gflops(model, task.train.X[0], dev)  # LoRA adapters exist only from refine on
     ev, val_predictions = evaluate_with_predictions(model, task, "val", dev)
     result = _result(ev, outcome, start, cost, "refine" if ref.stopped else None, model, schedule, notes)
     result.val_predictions = val_predictions

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from orca_automl.config import OrcaConfig
-from orca_automl.cycle import build_model, load_model, run_cycle, save_model
+from orca_automl.cycle import build_model, inference_gflops, load_model, run_cycle, save_model
 from orca_automl.cycle._scope import frozen_base_keys, param_groups
 from orca_automl.errors import OrcaInputError
 
@@ -90,6 +90,8 @@ def test_lora_leaves_the_base_untouched_and_saves_only_adapters(
         wrapped = key.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
         assert torch.equal(value, tuned[wrapped] if wrapped in tuned else tuned[key]), key
     assert any(tuned[k].abs().sum() > 0 for k in adapters if "lora_B" in k)  # they learned
+    base_cost = inference_gflops(build_model(task, cfg.model, 0), task.train.X[0], torch.device("cpu"))
+    assert result.cost > base_cost  # the adapters' own FLOPs are counted (they are not merged)
 
     save_model(result.model, task, cfg, tmp_path / "lora")
     state = torch.load(tmp_path / "lora" / "model.pt", weights_only=True)
