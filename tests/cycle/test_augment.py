@@ -236,16 +236,11 @@ def test_the_batch_dtype_is_kept() -> None:
 def test_refine_trains_on_augmented_batches_only(tiny_bert_dir, toy_task) -> None:  # type: ignore[no-untyped-def]
     """Augmentation changes what refine learns from, never what it is scored on; a bad
     transform name is refused before any training."""
-    from orca_automl.config import OrcaConfig
     from orca_automl.cycle import evaluate, run_cycle
+    from tests.tiny_bert import cycle_config
 
     task = toy_task()
-    cfg = OrcaConfig.from_dict({
-        "model": {"backbone": "hf", "backbone_args": {"name_or_path": str(tiny_bert_dir)},
-                  "embedder_args": {"target_seq_len": 8}},
-        "align": {"metric": "none"},
-        "refine": {"steps": 40, "eval_every": 20, "lr": 1e-3, "new_lr": 3e-3, "augment": 0.5},
-    })
+    cfg = cycle_config(tiny_bert_dir, steps=40, eval_every=20, augment=0.5)
     augmented = run_cycle(task, cfg)
     plain = run_cycle(task, cfg.with_overrides({"refine.augment": 0.0}))
     assert augmented.val.loss != plain.val.loss

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from orca_automl.config import OrcaConfig
 from orca_automl.cycle import build_model, run_cycle
 from orca_automl.cycle._bridge import ModalityBridge, make_bridge
+from tests.tiny_bert import cycle_config
 
 
 def test_share_anneals_linearly_to_zero_and_stays_there() -> None:
@@ -55,12 +55,7 @@ def test_refine_with_bridge_runs_and_the_saved_model_has_no_bridge(
     tiny_bert_dir: Path, toy_task,  # type: ignore[no-untyped-def]
 ) -> None:
     task = toy_task()
-    cfg = OrcaConfig.from_dict({
-        "model": {"backbone": "hf", "backbone_args": {"name_or_path": str(tiny_bert_dir)},
-                  "embedder_args": {"target_seq_len": 8}},
-        "align": {"metric": "none"},
-        "refine": {"steps": 40, "eval_every": 20, "lr": 1e-3, "new_lr": 3e-3, "bridge": 0.5},
-    })
+    cfg = cycle_config(tiny_bert_dir, steps=40, eval_every=20, bridge=0.5)
     bridge = make_bridge(build_model(task, cfg.model, 0), cfg.refine, 0, torch.device("cpu"))
     assert bridge is not None and bridge.until == 20  # bridge_until 0.5 of 40 steps
     assert bridge.reference.shape[1] == 32  # the tiny BERT's word embeddings

@@ -13,16 +13,7 @@ from orca_automl.config import OrcaConfig
 from orca_automl.cycle import build_model, inference_gflops, load_model, run_cycle, save_model
 from orca_automl.cycle._scope import frozen_base_keys, param_groups
 from orca_automl.errors import OrcaInputError
-
-
-def config(bert: Path, **refine: object) -> OrcaConfig:
-    return OrcaConfig.from_dict({
-        "model": {"backbone": "hf", "backbone_args": {"name_or_path": str(bert)},
-                  "embedder_args": {"target_seq_len": 8}},
-        "align": {"metric": "none"},
-        "refine": {"steps": 30, "batch_size": 8, "eval_every": 10, "lr": 1e-3, "new_lr": 3e-3,
-                   **refine},
-    })
+from tests.tiny_bert import cycle_config as config
 
 
 def gradients(bert: Path, task, **refine: object) -> dict[str, bool]:  # type: ignore[no-untyped-def]

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
+
+from tests.tiny_bert import search_space
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -118,28 +119,6 @@ class SearchedStudy:
     complete_trials: int
 
 
-def _search_space(folder: Path, tiny_bert_dir: Path) -> Path:
-    """A space of a tiny BERT where every trial aligns (so every report figure is drawn)."""
-    path = folder / "tiny-space.yaml"
-    path.write_text(yaml.safe_dump({
-        "base": {
-            "short_fraction": 0.5,
-            "model": {"backbone": "hf", "backbone_args": {"name_or_path": str(tiny_bert_dir)}},
-            "align": {"source_samples": 200, "batch_size": 32},
-            "refine": {"steps": 40, "batch_size": 8, "eval_every": 10, "new_lr": 3e-3},
-        },
-        "promotion": {"top_k": 1, "share": 0.5},
-        "params": {
-            "model.embedder": {"choices": ["conv1d", "patch_mlp"]},
-            "model.embedder_args.target_seq_len": {"choices": [4, 8]},
-            "align.metric": {"choices": ["mmd", "l2"]},
-            "align.steps": {"int": [10, 20], "step": 10},
-            "refine.lr": {"float": [3e-4, 3e-3], "log": True},
-        },
-    }))
-    return path
-
-
 @pytest.fixture(scope="session")
 def searched_study(chromium: str, tiny_bert_dir: Path,
                    tmp_path_factory: pytest.TempPathFactory) -> SearchedStudy:
@@ -155,7 +134,7 @@ def searched_study(chromium: str, tiny_bert_dir: Path,
     storage = f"sqlite:///{folder}/study.db"
     command = [str(Path(sys.executable).with_name("orca-search")), "--task", "italy_power_demand",
                "--budget", "40s", "--storage", storage, "--study", STUDY, "--validation", "holdout",
-               "--search-space", str(_search_space(folder, tiny_bert_dir))]
+               "--search-space", str(search_space(folder / "tiny-space.yaml", tiny_bert_dir))]
     done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-3000:]}"
     html = default_folder(storage, STUDY) / "report.html"
