@@ -8,6 +8,8 @@ scored trials, ...) returns `Missing` with the reason, which the report prints i
 from __future__ import annotations
 
 import math
+import re
+import textwrap
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ COLORS = {"short": "#9aa5b1", "full": "#1f77b4", "ensemble": "#2ca02c", "baselin
           "pruned": "#d62728", "failed": "#7f7f7f", "winner": "#e6b800"}
 #: How many trials the curve figures draw.
 TOP_CURVES = 5
+#: Longest line of a legend entry: a longer one squeezes the plot (a dashboard card is 450 px).
+LEGEND_LINE = 60
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,7 @@ def alignment_vs_score(facts: StudyFacts) -> go.Figure | Missing:
         ok = [r for r in rs if r.val_score is not None]
         fig.add_trace(go.Scatter(
             x=[r.result.final_align_loss for r in ok], y=[r.val_score for r in ok],
-            mode="markers", name=f"{group} ({said}; {verdict})", legendgroup=str(k),
+            mode="markers", name=legend_label(f"{group} ({said}; {verdict})"), legendgroup=str(k),
             text=[f"trial {r.number}: {summarize(r)}" for r in ok],
             marker={"size": 9}))
         cut = [r for r in rs if r.val_score is None]
@@ -211,6 +215,13 @@ def alignment_vs_score(facts: StudyFacts) -> go.Figure | Missing:
             fig.add_vline(x=e["loss_threshold"], line_dash="dot", line_color=COLORS["pruned"])
     return _layout(fig, "Final alignment loss against validation score (short trials)",
                    "final alignment loss", f"validation {facts.metric}")
+
+
+def legend_label(text: str) -> str:
+    """`text` for a legend: a local folder by its last name (a model path can be 100
+    characters long), wrapped into lines of at most `LEGEND_LINE` characters."""
+    text = re.sub(r'"/[^"]*/([^"/]+)/?"', r'".../\1"', text)
+    return "<br>".join(textwrap.wrap(text, LEGEND_LINE, break_on_hyphens=False))
 
 
 def _top(facts: StudyFacts, stages: tuple[Stage, ...]) -> list[TrialRecord]:

@@ -187,6 +187,23 @@ def test_each_figure_draws_what_the_study_holds(study: str) -> None:
     assert importances.data[0].type == "bar" and len(importances.data[0].y) >= 2
 
 
+def test_legend_labels_name_a_local_model_folder_by_its_last_name_and_wrap() -> None:
+    from orca_automl.config import OrcaConfig
+    from orca_automl.report._figures import LEGEND_LINE, legend_label
+    from orca_automl.search import alignment_group
+
+    config = OrcaConfig().with_overrides({
+        "model.backbone": "hf", "align.metric": "l2",
+        "model.backbone_args": {"name_or_path": "/tmp/pytest-of-root/pytest-8/browser-study0/tiny-bert0/"}})
+    label = legend_label(f"{alignment_group(config)} (1 trials: too few to calibrate; does not prune)")
+    assert label.replace("<br>", " ") == (
+        'hf{"name_or_path": ".../tiny-bert0"} | l2 | 2000 reference samples '
+        "(1 trials: too few to calibrate; does not prune)")
+    assert all(len(line) <= LEGEND_LINE for line in label.split("<br>"))
+    hub = 'hf{"name_or_path": "sentence-transformers/all-MiniLM-L6-v2"}'
+    assert legend_label(hub) == hub  # a hub name is kept whole
+
+
 def test_a_study_without_full_runs_says_why_figures_are_missing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/study.db"
     _search(url, "8s", baselines=False)
