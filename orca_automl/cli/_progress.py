@@ -78,6 +78,9 @@ class Progress(SearchCallback):
         self._print(f"  search space {space.name} ({space.path}), budget {start.budget.text} "
                     f"({format_seconds(start.budget.seconds)} device time), {start.workers} "
                     "worker(s)")
+        if start.space_recorded:
+            self._print(f"  the installed {space.name} space changed since this study began: it "
+                        "resumes with the copy it recorded (--new-study starts one with today's)")
         if start.validation.cross_validated:
             self._print(f"  validation: {start.validation.describe()}")
 

@@ -34,6 +34,7 @@ class SearchStart:
     budget: Budget
     workers: int
     validation: Validation
+    space_recorded: bool = False  # the study's own copy of a packaged space that changed since
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class StudyKey(StrEnum):
 
     TASK = "task"
     TASK_FINGERPRINT = "task_fingerprint"  # a resume on other data is refused
-    SEARCH_SPACE = "search_space"  # {name, path, sha256}: a resume under another space is refused
+    SEARCH_SPACE = "search_space"  # {name, path, sha256, content}: another space is refused
     VALIDATION = "validation"  # {kind, folds, short_folds, seed}: a resume must use the same
     WINNERS_FOLDER = "winners_folder"
     BUDGET = "budget"  # {text, seconds, kind} of the current session

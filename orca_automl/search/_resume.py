@@ -11,10 +11,11 @@ running trials (`settle_interrupt`), so the study it leaves is as consistent as 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from orca_automl.errors import OrcaInputError
 from orca_automl.search._executor import RunKey
 from orca_automl.search._records import RunLog, StudyKey, TrialRecord, TrialResult
 from orca_automl.search._sessions import total_spent
+from orca_automl.search._space import SearchSpace
+from orca_automl.search._space_file import is_packaged, parse_space
 from orca_automl.search._storage import DIRECTIONS, ExistingStudies, StudyHandle
 
 
@@ -57,6 +60,30 @@ def check_resumable(
             f"study {study_name!r} was scored with validation {_protocol(old_validation)}, not "
             f"{_protocol(validation)}: scores would not compare; give that --validation, or {hint}"
         )
+
+
+def recorded_space(
+    existing: ExistingStudies, study_name: str, space: SearchSpace,
+    known_names: Mapping[str, Collection[str]],
+) -> SearchSpace | None:
+    """The space `study_name` was made with, where it replaces `space` on resume: `space` is a
+    packaged one (search_spaces/NAME.yaml inside the package, which an upgrade may change)
+    under the same name, it changed since, and the study recorded its content. A user's own
+    file that changed is not replaced: `check_resumable` refuses it, as before."""
+    if study_name not in existing.names or not is_packaged(space.path):
+        return None
+    old = existing.attrs[study_name].get(StudyKey.SEARCH_SPACE) or {}
+    if old.get("sha256") == space.sha256 or old.get("name") != space.name or not old.get("content"):
+        return None
+    try:
+        restored = parse_space(json.loads(old["content"]), name=space.name,
+                               path=Path(str(old.get("path"))), known_names=known_names)
+    except OrcaInputError as exc:
+        raise OrcaInputError(
+            f"study {study_name!r} was made with an earlier {space.name} search space that no "
+            f"longer loads ({exc}): use --new-study to start a new study with today's"
+        ) from None
+    return restored if restored.sha256 == old["sha256"] else None
 
 
 #: What studies made before validation protocols were recorded used.

@@ -45,6 +45,7 @@ from orca_automl.search._resume import (
     last_heartbeat,
     pending_retries,
     reconcile_interrupted,
+    recorded_space,
     release,
     settle_interrupt,
 )
@@ -156,6 +157,7 @@ class _Checked:
     previous_heartbeat: float | None
     folder: Path
     plan: ExecutionPlan
+    space_recorded: bool = False  # the space is the study's recorded one (the packaged changed)
 
 
 def run_search(
@@ -177,7 +179,7 @@ def run_search(
     c = _check_input(options, toolkit)
     with driver_lock(c.url, c.study_name, c.folder) as lock:
         callback.on_start(SearchStart(c.task, c.study_name, c.url, c.space, c.budget,
-                                      options.workers, c.validation))
+                                      options.workers, c.validation, c.space_recorded))
         try:
             records, decision = _run_session(options, c, toolkit, execution, callback, lock)
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as exc:
@@ -206,7 +208,7 @@ def _run_session(
         StudyKey.TASK: c.task.name,
         StudyKey.TASK_FINGERPRINT: c.fingerprint,
         StudyKey.SEARCH_SPACE: {"name": c.space.name, "path": str(c.space.path.resolve()),
-                                "sha256": c.space.sha256},
+                                "sha256": c.space.sha256, "content": c.space.content},
         StudyKey.VALIDATION: c.validation.to_attr(),
         StudyKey.WINNERS_FOLDER: str(c.folder / "winners"),
     }
@@ -365,13 +367,16 @@ def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
     task = toolkit.load_task(options.task, options.seed)  # loading it may take a while
     name = options.study or default_study_name(task.name)
     url = given or check_storage_url(default_storage_url(name))
-    space = space.for_task(task.modality, toolkit.embedder_fits(task.modality), task.task_type)
+    existing = read_existing(url)
+    recorded = None if options.new_study else recorded_space(existing, name, space,
+                                                             toolkit.known_names())
+    space = (recorded or space).for_task(task.modality, toolkit.embedder_fits(task.modality),
+                                         task.task_type)
     validation = parse_validation(options.validation, len(task.train) + len(task.val),
                                   options.seed)
     if validation.cross_validated:
         task.fold_indices(validation.folds, validation.seed)  # too few samples: refused here
     fingerprint = task.fingerprint()
-    existing = read_existing(url)
     if options.new_study:
         name = fresh_study_name(existing, name)
     else:
@@ -389,6 +394,7 @@ def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
         fingerprint=fingerprint,
         previous_heartbeat=last_heartbeat(existing, name),
         folder=folder,
+        space_recorded=recorded is not None,
         plan=ExecutionPlan(options.workers, gpus, device_share, options.address, folder / "ray",
                            options.debug, tuple(plugin_modules())),
     )

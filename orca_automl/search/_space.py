@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,9 @@ class SearchSpace:
     """A validated search space.
 
     sha256 is taken over the parsed content (comments and layout do not count), so a study
-    can refuse to resume under a changed space.
+    can refuse to resume under a changed space; `content` is that canonical JSON, which a
+    study records (in the file's order) so that it can resume with its own space after a
+    packaged one changed.
 
     Example:
         >>> from orca_automl.search import load_space
@@ -94,6 +96,7 @@ class SearchSpace:
     base: OrcaConfig
     params: tuple[Param, ...]
     promotion: PromotionSettings
+    content: str = field(default="", repr=False)
 
     def for_task(self, modality: str, fits: Callable[[str, str], bool],
                  task_type: str = "classification") -> SearchSpace:

@@ -110,16 +110,25 @@ def parse_space(
     for key in known_names:
         if key not in raw_params:
             _check_names(where, key, [get_dotted(base.to_dict(), key)], known_names)
-    content = json.dumps(data, sort_keys=True, default=str).encode()
+    canonical = json.dumps(data, sort_keys=True, default=str)  # the hash ignores key order,
+    content = json.dumps(data, default=str)  # the parameters' order matters (conditions)
     return SearchSpace(
         name=name,
         path=path,
-        sha256=hashlib.sha256(content).hexdigest(),
+        sha256=hashlib.sha256(canonical.encode()).hexdigest(),
         description=str(data.get("description") or ""),
         base=base,
         params=tuple(params),
         promotion=promotion,
+        content=content,
     )
+
+
+def is_packaged(path: Path) -> bool:
+    """Whether `path` is one of the spaces shipped inside the package (which an upgrade may
+    change, unlike a user's own file)."""
+    packaged = Path(str(importlib.resources.files(PACKAGED_SPACES))).resolve()
+    return path.resolve().parent == packaged
 
 
 def resolve_space(name_or_path: str) -> Path:

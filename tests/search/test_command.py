@@ -156,6 +156,45 @@ def test_an_existing_study_is_refused_for_other_data_or_space_unless_new_study(
     assert (tmp_path / "fake-1d-2" / "winners").is_dir()
 
 
+def test_a_study_resumes_with_its_recorded_copy_of_a_packaged_space_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An upgrade may change a packaged space; the study goes on with the space it began with
+    (a user's own file that changed is still refused: the test above)."""
+    from orca_automl.search import _resume
+
+    packaged = tmp_path / "packaged"
+    packaged.mkdir()
+    space = packaged / "tiny.yaml"
+    space.write_text((SPACES / "tiny.yaml").read_text())
+    monkeypatch.setattr(_resume, "is_packaged", lambda path: path.parent == packaged)
+    url = f"sqlite:///{tmp_path}/study.db"
+    assert _command(tmp_path, search_space=str(space), budget="20s") == 0
+    study = optuna.load_study(study_name="fake-1d", storage=url)
+    before = len(study.trials)
+    recorded = dict(study.user_attrs["search_space"])
+
+    space.write_text(space.read_text().replace("[1e-5, 1e-3]", "[0.5, 0.9]"))  # "the upgrade"
+    out = io.StringIO()
+    clock = FakeClock()
+    code = run_command("orca-search", lambda a: search_command(
+        a, toolkit=fake_toolkit(FakeRunner(clock)), execution=simulated_execution(clock),
+        out=io.StringIO(), progress=Progress(out, out=out),
+    ), args(storage=url, search_space=str(space), budget="40s"))
+    assert code == 0, capsys.readouterr().err
+    assert "resumes with the copy it recorded" in out.getvalue()
+    study = optuna.load_study(study_name="fake-1d", storage=url)
+    assert len(study.trials) > before
+    assert all(1e-5 <= t.params["refine.lr"] <= 1e-3 for t in study.trials if "refine.lr" in t.params)
+    assert study.user_attrs["search_space"] == recorded
+
+    attrs = optuna.storages.RDBStorage(url)  # a study made before spaces were recorded: refused
+    attrs.set_study_user_attr(study._study_id, "search_space",
+                              {k: v for k, v in recorded.items() if k != "content"})
+    assert _command(tmp_path, search_space=str(space), budget="60s") == 2
+    assert "made with another search space" in _one_line(capsys)
+
+
 def test_default_layout_and_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     clock = FakeClock()
