@@ -103,6 +103,25 @@ def test_hash_ignores_comments_but_not_content(tmp_path: Path) -> None:
     assert load_space(str(tmp_path / "b.yaml"), KNOWN_NAMES).sha256 != original
 
 
+def test_the_recorded_content_rebuilds_the_same_space_in_the_same_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from orca_automl.search._space_file import is_packaged, resolve_space
+
+    space = load_space(str(SPACES / "tiny.yaml"), KNOWN_NAMES)
+    again = parse_space(json.loads(space.content), name=space.name, path=space.path,
+                        known_names=KNOWN_NAMES)  # conditions need the file's order
+    assert again.sha256 == space.sha256 and again.params == space.params
+    monkeypatch.chdir(tmp_path)
+    shipped = resolve_space("cpu-small")
+    assert is_packaged(shipped)
+    (tmp_path / "search_spaces").mkdir()  # a user's own cpu-small shadows the shipped one
+    (tmp_path / "search_spaces" / "cpu-small.yaml").write_text(shipped.read_text())
+    assert not is_packaged(resolve_space("cpu-small"))
+
+
 def test_conditional_parameters_appear_only_when_active() -> None:
     space = load_space(str(SPACES / "tiny.yaml"), KNOWN_NAMES).for_task(
         "tabular", fake_toolkit().embedder_fits("tabular"))
