@@ -92,9 +92,10 @@ class RefineConfig:
     "cosine" after it. select: "best" (checkpoint with the best validation score, loss as
     tie-breaker), "final", or "auto" (best when the validation set has >= min_val_for_best
     samples, else final: selecting on a handful of samples is noise). precision: "auto" (bf16
-    autocast on CUDA, float32 elsewhere), "fp32", or "bf16" (bf16 autocast on any device, also
-    CPUs with bf16 support; opt-in there until measured on more tasks, see
-    docs/benchmarks/trial_profile.md).
+    autocast on CUDA, float32 elsewhere), "fp32", or "bf16" (bf16 autocast on any device; on
+    a CPU only worth it with native bf16 (avx512_bf16, AMX): 1.1x faster per trial there,
+    emulated and 15x slower without, which the run's notes say; see
+    docs/benchmarks/ablation_options.md).
 
     scope: which body weights learn. "full" (every one, ORCA), "top" (the top `top_blocks`
     blocks plus every norm layer), "norms" (norm layers and biases only), "frozen" (none:

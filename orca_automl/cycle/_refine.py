@@ -77,6 +77,24 @@ def evaluate_outputs(task: Task, split: Split, outputs: np.ndarray) -> Evaluatio
     return Evaluation(metric.name, value, metric.score(value), loss)
 
 
+def precision_note(device: torch.device, precision: str) -> str | None:
+    """A warning when `precision` makes refine slow on this device: bf16 on a CPU without
+    native bf16 instructions (avx512_bf16, AMX) is emulated (15x slower than fp32 in
+    docs/benchmarks/ablation_options.md on such a CPU)."""
+    if precision != "bf16" or device.type != "cpu" or cpu_has_native_bf16():
+        return None
+    return ("precision bf16 on a CPU without native bf16 (avx512_bf16 or AMX): emulated and "
+            "much slower than fp32; use precision auto")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (oneDNN's own check)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: assume not
+        return False
+
+
 def _autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
     """bf16 mixed precision for "bf16", and for "auto" on CUDA; otherwise a disabled context."""
     enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")

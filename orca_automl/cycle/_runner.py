@@ -15,7 +15,7 @@ from orca_automl.cycle._align import AlignOutcome, align
 from orca_automl.cycle._augment import make_augmenter
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._model import OrcaModel, build_model
-from orca_automl.cycle._refine import evaluate_outputs, predict, refine
+from orca_automl.cycle._refine import evaluate_outputs, precision_note, predict, refine
 from orca_automl.evaluation import Evaluation
 from orca_automl.tasks import Task
 
@@ -106,6 +106,9 @@ def run_cycle(
     model = build_model(task, cfg.model, cfg.seed).to(dev)
     outcome = align(model, task, cfg.align, cfg.seed, dev, callback)
     notes = list(model.backbone.notes())
+    slow = precision_note(dev, cfg.refine.precision)
+    if slow:
+        notes.append(slow)
     cost = inference_gflops(model, task.train.X[0], dev)
 
     if not callback.on_align_end(outcome.curve):

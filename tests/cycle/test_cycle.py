@@ -187,10 +187,16 @@ def test_bf16_precision_trains_in_bfloat16_on_the_cpu(tiny_bert_dir: Path, toy_t
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_refine, "_autocast", spy)
+        patch.setattr(_refine, "cpu_has_native_bf16", lambda: False)
         result = run_cycle(task, cfg)
     assert dtypes.count(torch.bfloat16) >= 60  # every training step (final scoring: auto)
     assert result.val.value >= 0.8
+    assert any("without native bf16" in n for n in result.notes)  # emulated: said, not hidden
     fp32 = run_cycle(task, cfg.with_overrides({"refine.precision": "fp32"}))
     assert fp32.val.loss != result.val.loss  # the precision changed the arithmetic
+    assert not any("bf16" in n for n in fp32.notes)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_refine, "cpu_has_native_bf16", lambda: True)
+        assert _refine.precision_note(torch.device("cpu"), "bf16") is None
     with pytest.raises(OrcaInputError, match="precision must be one of"):
         cfg.with_overrides({"refine.precision": "fp16"})
