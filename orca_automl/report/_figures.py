@@ -174,7 +174,7 @@ def best_vs_budget(facts: StudyFacts) -> go.Figure | Missing:
 @figure("alignment_vs_score", "Final alignment loss against validation score",
         "Short trials per alignment group (backbone, distance, reference data): the pruner "
         "prunes before refine only where lower loss has predicted a higher score (Spearman "
-        "rho < 0, significant); its threshold is the dotted line.")
+        "rho < 0 at one-sided p <= 0.1); its threshold is the dotted line.")
 def alignment_vs_score(facts: StudyFacts) -> go.Figure | Missing:
     groups: dict[str, list[TrialRecord]] = {}
     for r in facts.of_stage(Stage.SHORT, state=None):
