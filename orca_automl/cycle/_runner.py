@@ -109,13 +109,13 @@ def run_cycle(
     slow = precision_note(dev, cfg.refine.precision)
     if slow:
         notes.append(slow)
-    cost = inference_gflops(model, task.train.X[0], dev)
 
     if not callback.on_align_end(outcome.curve):
         ev = Evaluation("", float("nan"), float("nan"), float("nan"))
+        cost = inference_gflops(model, task.train.X[0], dev)
         return _result(ev, outcome, start, cost, "align", model, schedule, notes)
     ref = refine(model, task, cfg.refine, cfg.seed, dev, callback)
-    cost = inference_gflops(model, task.train.X[0], dev)  # LoRA adapters exist only from refine on
+    cost = inference_gflops(model, task.train.X[0], dev)  # after refine: LoRA adapters count
     ev, val_predictions = evaluate_with_predictions(model, task, "val", dev)
     result = _result(ev, outcome, start, cost, "refine" if ref.stopped else None, model, schedule, notes)
     result.val_predictions = val_predictions

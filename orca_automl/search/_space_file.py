@@ -127,8 +127,7 @@ def parse_space(
 def is_packaged(path: Path) -> bool:
     """Whether `path` is one of the spaces shipped inside the package (which an upgrade may
     change, unlike a user's own file)."""
-    packaged = Path(str(importlib.resources.files(PACKAGED_SPACES))).resolve()
-    return path.resolve().parent == packaged
+    return path.resolve().parent == _packaged_folder().resolve()
 
 
 def resolve_space(name_or_path: str) -> Path:
@@ -157,8 +156,11 @@ def available_spaces() -> list[str]:
 def _space_folders() -> list[Path]:
     """Where names are looked up, in order. The packaged spaces are a folder of plain files
     in every installed form (wheel or editable)."""
-    packaged = Path(str(importlib.resources.files(PACKAGED_SPACES)))
-    return [folder for folder in (LOCAL_SPACES, packaged) if folder.is_dir()]
+    return [folder for folder in (LOCAL_SPACES, _packaged_folder()) if folder.is_dir()]
+
+
+def _packaged_folder() -> Path:
+    return Path(str(importlib.resources.files(PACKAGED_SPACES)))
 
 
 def _parse_param(
