@@ -22,7 +22,7 @@ from orca_automl.cycle._augment import (
 from orca_automl.cycle._callback import CycleCallback
 from orca_automl.cycle._ensemble import SavedEnsemble, model_parts, save_ensemble
 from orca_automl.cycle._model import OrcaModel, build_model
-from orca_automl.cycle._refine import RefineOutcome, evaluate_split, refine
+from orca_automl.cycle._refine import RefineOutcome, cpu_has_native_bf16, evaluate_split, refine
 from orca_automl.cycle._runner import (
     CycleResult,
     evaluate,
@@ -50,6 +50,7 @@ __all__ = [
     "align",
     "augmentation_names",
     "build_model",
+    "cpu_has_native_bf16",
     "evaluate",
     "evaluate_split",
     "evaluate_with_predictions",
