@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import accuracy_score, f1_score, r2_score
+from sklearn.metrics import f1_score
 
 from orca_automl.tasks._base import Normalizer
 
@@ -34,7 +34,9 @@ class Metric:
 
 
 def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
-    return float(accuracy_score(y, proba.argmax(axis=1)))
+    """scikit-learn's accuracy_score without its input checks, which cost ~2 ms a call: the
+    winner's bootstrap scores two models 1000 times per comparison (tested equal to it)."""
+    return float(np.mean(np.asarray(y).reshape(-1) == proba.argmax(axis=1)))
 
 
 def _macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
@@ -42,7 +44,18 @@ def _macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def _r2(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(r2_score(y.reshape(len(y), -1), pred.reshape(len(pred), -1)))
+    """scikit-learn's r2_score (uniform average over outputs; a constant output scores 1.0
+    when predicted exactly, else 0.0) without its input checks, for the same reason as
+    `_accuracy` (tested equal to it)."""
+    if len(y) < 2:  # as scikit-learn: undefined
+        return float("nan")
+    y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    p2 = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
+    residual = ((y2 - p2) ** 2).sum(axis=0)
+    total = ((y2 - y2.mean(axis=0)) ** 2).sum(axis=0)
+    safe = np.where(total > 0, total, 1.0)
+    scores = np.where(total > 0, 1.0 - residual / safe, np.where(residual == 0, 1.0, 0.0))
+    return float(scores.mean())
 
 
 def _relative_l2(y: np.ndarray, pred: np.ndarray) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from optuna.trial import TrialState
 
@@ -152,3 +153,21 @@ def test_disabled_pruners_keep_the_evidence_but_prune_nothing(
     assert evidence[MMD_GROUP].loss_threshold is not None  # strong evidence either way
     assert (align.rule(MMD, evidence) is not None) is align_on
     assert (refine.rule(40, records) is not None) is refine_on
+
+
+def test_the_fold_rules_signed_rank_p_is_scipys() -> None:
+    """The vectorised exact test used with ties or zeros among at most 13 differences gives
+    SciPy's own p-value (which runs it one sign flip at a time); other cases are SciPy's call."""
+    from scipy import stats
+
+    from orca_automl.search._pruning import signed_rank_p
+
+    rng = np.random.default_rng(0)
+    cases = [np.array([1.0, 1.0, 1.0, 2.0, 2.0, 0.0, 0.0, -1.0, -1.0, 3.0, 3.0, 1.0, 2.0])]
+    for n in (8, 11, 14, 30):
+        cases += [rng.integers(-2, 3, n).astype(float), rng.normal(size=n),
+                  np.round(rng.normal(size=n), 1), np.r_[np.zeros(3), rng.normal(size=n - 3)]]
+    for d in cases:
+        if d.any():
+            expected = float(stats.wilcoxon(d, alternative="greater").pvalue)
+            assert signed_rank_p(d) == pytest.approx(expected, rel=1e-12, abs=1e-15), d

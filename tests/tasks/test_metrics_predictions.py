@@ -27,3 +27,31 @@ def test_score_of_predictions_matches_metric_and_loss_of_raw_outputs(toy_task, t
     assert evaluation.loss == pytest.approx(expected_loss, rel=1e-5)
     raw_form = outputs if task_type == "classification" else predictions
     assert evaluation.value == pytest.approx(metric_for(task_type)(y, raw_form))
+
+
+def test_accuracy_and_r2_equal_scikit_learns() -> None:
+    """The metrics skip scikit-learn's input checks for speed; their values are its values,
+    on bootstrap-like resamples (repeated rows), integer or float labels, several outputs and
+    constant outputs (predicted exactly or not)."""
+    import warnings
+
+    from sklearn.metrics import accuracy_score, r2_score
+
+    rng = np.random.default_rng(0)
+    accuracy, r2 = metric_for("classification"), metric_for("regression")
+    for _ in range(50):
+        n = int(rng.integers(2, 40))
+        rows = rng.integers(0, n, n)
+        y = rng.integers(0, 3, n)[rows]
+        proba = rng.random((n, 3))[rows]
+        for labels in (y, y.astype(np.float32)):
+            assert accuracy(labels, proba) == accuracy_score(labels, proba.argmax(axis=1))
+        target = rng.normal(size=(n, 2))[rows]
+        pred = target + rng.normal(scale=0.5, size=target.shape)
+        target[:, 1] = 3.0  # a constant output: scored 0.0 unless predicted exactly
+        for p in (pred, np.where(np.arange(2) == 1, 3.0, pred)):
+            assert r2(target, p) == pytest.approx(r2_score(target, p), abs=1e-12)
+            assert r2(target[:, 0], p[:, 0]) == pytest.approx(r2_score(target[:, 0], p[:, 0]), abs=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isnan(r2(np.ones(1), np.zeros(1))) and np.isnan(r2_score(np.ones(1), np.zeros(1)))
