@@ -26,8 +26,8 @@ def test_smoke_run_kills_reruns_and_every_invariant_holds(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """One storage, PostgreSQL where a server is given (as under .ci/run), else SQLite: the
-    script is the same for both, and the kill-and-rerun contract itself is tested on both
-    storages in tests/search/test_integration.py."""
+    script is the same for both. It is the PostgreSQL test of the kill-and-rerun contract;
+    tests/search/test_integration.py tests it on SQLite."""
     storage = "postgresql" if os.environ.get("ORCA_AUTOML_TEST_POSTGRES") else "sqlite"
     env = dict(os.environ)
     if storage == "postgresql":  # a fresh database, named to the script through the environment

@@ -84,9 +84,13 @@ def _orphans_in(folder: Path) -> list[int]:
     return found
 
 
+@pytest.mark.parametrize("storage_url", ["sqlite"], indirect=True)
 def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(
     tmp_path: Path, storage_url: str
 ) -> None:
+    """On SQLite, the default storage. On PostgreSQL the same contract (and more kills: a
+    Ray worker, a FULL trial, a winner being saved) is the faults benchmark's smoke run,
+    tests/benchmarks/test_faults.py, which uses PostgreSQL wherever a server is given."""
     url = storage_url
     command = [sys.executable, "-m", "tests.search.fake_cli", "--task", "fake-1d", "--budget", "24s",
                "--workers", "2", "--storage", url, "--search-space",
