@@ -39,7 +39,7 @@ class StudyKey(StrEnum):
     DRIVER = "driver"  # {host, pid, started, heartbeat, finished} of the driving process
     DEVICE_SECONDS_SPENT = "device_seconds_spent"
     PRUNING_EVIDENCE = "pruning_evidence"
-    ENGINE_DEFAULT_TRIAL = "engine_default_trial"  # the trial of OrcaConfig() + the base
+    ENGINE_DEFAULT_TRIAL = "engine_default_trial"  # number of the trial of OrcaConfig()'s values
     WINNER = "winner"  # the winner rule, its confidence and the evidence of each comparison
     WINNER_WITH_BASELINES = "winner_with_baselines"  # the same rule with baselines competing
 

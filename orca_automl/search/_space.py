@@ -155,8 +155,7 @@ class SearchSpace:
         return chosen
 
     def engine_defaults(self, resolved: Mapping[str, Any]) -> dict[str, Any]:
-        """Optuna params of the engine's own defaults (`OrcaConfig()`), where the space holds them;
-        what it does not hold comes from its base, as in every trial.
+        """Optuna params of the engine's own defaults (`OrcaConfig()`), where the space holds them.
 
         A fresh study runs this point first, so a search starts from what `orca-train` does
         without one: short trials on tiny validation sets are noisy, and a search that never

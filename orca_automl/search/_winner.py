@@ -5,7 +5,7 @@ noise of the validation samples.
 On small data the best of many noisy validation scores is a winner's curse: a challenger
 that scores higher than the default on 10 samples usually is not better. So the search starts
 from an incumbent, the full run of the engine's default configuration (what `orca-train`
-does, with the space's base), and replaces it only by a challenger whose advantage survives a paired bootstrap
+does), and replaces it only by a challenger whose advantage survives a paired bootstrap
 over the validation samples both were predicted on (out-of-fold predictions under
 cross-validation, the hold-out split otherwise): the lower end of a one-sided confidence
 interval of the score difference must lie above zero. The evidence of every comparison is

@@ -191,10 +191,9 @@ def test_shipped_spaces_validate_against_the_real_registries(name: str, modality
 def test_engine_defaults_are_the_first_trial_of_the_shipped_space(
     modality: str, backbone: str, embedder: str
 ) -> None:
-    """The default point is orca-train's configuration, OrcaConfig() with "auto" resolved,
-    plus the one change cpu-small's base declares (the label-aware alignment term): the base
-    must change nothing else a trial does not choose (eval_every 40 in the base once made the
-    "default" winner select a different checkpoint)."""
+    """The default point is exactly orca-train's configuration, OrcaConfig() with "auto"
+    resolved: the space's base must not change anything a trial does not choose (eval_every
+    40 in the base once made the "default" winner select a different checkpoint)."""
     from orca_automl.config import OrcaConfig
     from orca_automl.search import cycle_toolkit
 
@@ -209,8 +208,7 @@ def test_engine_defaults_are_the_first_trial_of_the_shipped_space(
     # "auto" and empty embedder_args resolve to these (64 tokens: the embedders' own default)
     args = {"target_seq_len": 64} if modality == "1d" else {}
     resolved = {"backbone": backbone, "embedder": embedder, "embedder_args": args}
-    expected = OrcaConfig().with_overrides({"model": resolved, "align.label_weight": 1.0})
-    assert config.to_dict() == expected.to_dict()
+    assert config.to_dict() == OrcaConfig().with_overrides({"model": resolved}).to_dict()
 
 
 def test_defaults_outside_the_space_are_left_to_the_sampler() -> None:
