@@ -297,6 +297,7 @@ class StudyHandle:
         self.storage = storage
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.artifacts = artifacts
+        self._finished: dict[int, TrialRecord] = {}  # by trial number, parsed once
 
     @classmethod
     def open(
@@ -335,7 +336,18 @@ class StudyHandle:
         self.study.set_user_attr(key, value)
 
     def records(self) -> list[TrialRecord]:
-        return [TrialRecord.from_frozen(t) for t in self.study.get_trials(deepcopy=False)]
+        """Every trial as a record. A finished trial never changes (Optuna refuses to update
+        one), so it is parsed once: the loop re-reads the study after every trial, and
+        parsing every configuration again was most of a fake-runner search's driver time."""
+        records = []
+        for trial in self.study.get_trials(deepcopy=False):
+            record = self._finished.get(trial.number)
+            if record is None:
+                record = TrialRecord.from_frozen(trial)
+                if trial.state.is_finished():
+                    self._finished[trial.number] = record
+            records.append(record)
+        return records
 
     def ask_like(self, source: TrialRecord, plan: TrialPlan) -> optuna.Trial:
         """A new RUNNING trial with `source`'s parameters and this plan (for retries and
