@@ -29,6 +29,7 @@ SETTINGS = {"run": "search", "workers": 2, "sampler": "tpe", "pruning": "all"}
 def read_runs(logs: list[Path], budget: str, validation: str) -> dict[str, dict[tuple[str, int], dict[str, Any]]]:
     """{space: {(task, seed): result}} of the logged searches with the given settings; a run
     logged twice (a log copied into another folder) counts once, the later one."""
+    wanted = {**SETTINGS, "budget": budget, "validation": validation}
     runs: dict[str, dict[tuple[str, int], dict[str, Any]]] = defaultdict(dict)
     for path in logs:
         for line in path.read_text().splitlines():
@@ -37,7 +38,6 @@ def read_runs(logs: list[Path], budget: str, validation: str) -> dict[str, dict[
             except json.JSONDecodeError:  # the last line of a killed run
                 continue
             key, result = entry["key"], entry["result"]
-            wanted = {**SETTINGS, "budget": budget, "validation": validation}
             if any(key.get(k) != v for k, v in wanted.items()) or result.get("test") is None:
                 continue
             runs[key["space"]][(key["task"], int(key["seed"]))] = result

@@ -26,8 +26,6 @@ from pathlib import Path
 
 from _report import write_report  # benchmarks/ is on sys.path when run as a script
 
-from orca_automl.cycle import cpu_has_native_bf16
-
 #: A typical short trial of the cpu-small space (its base plus one point of its params).
 TRIAL = {
     "short_fraction": 0.25,
@@ -172,6 +170,8 @@ def main() -> None:
         write_report("trial_profile", "Where a short trial spends its time (py-spy)", rows,
                      notes=notes, out_dir=out_dir)
     if "phases" in args.parts:
+        from orca_automl.cycle import cpu_has_native_bf16  # lazy, as in phases(): torch is heavy
+
         precisions = ["fp32", "bf16"]
         if args.smoke and not cpu_has_native_bf16():  # emulated: ~15x fp32, nothing to check
             precisions = ["fp32"]
