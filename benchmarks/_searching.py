@@ -71,15 +71,14 @@ def smoke_space(folder: Path) -> str:
 
 def search_once(task: str, budget: str, seed: int, folder: Path, *, workers: int = 2,
                 sampler: str = "tpe", pruning: str = "all", search_space: str | None = None,
-                validation: str = "holdout", study: str = "bench",
-                ensemble_baselines: bool = False) -> SearchResult:
+                validation: str = "holdout", study: str = "bench") -> SearchResult:
     """One orca-search session into a fresh SQLite study under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return run_search(SearchOptions(
         task=task, budget=budget, seed=seed, workers=workers, sampler=sampler, pruning=pruning,
         search_space=search_space, study=study, storage=f"sqlite:///{folder.resolve()}/{study}.db",
-        validation=validation, ensemble_baselines=ensemble_baselines,
+        validation=validation,
     ))
 
 
@@ -114,10 +113,11 @@ def rank_correlation(run: SearchResult) -> tuple[float | None, int, str]:
     return (rho if math.isfinite(rho) else None), len(pairs), group
 
 
-def _with_baselines(run: SearchResult) -> TrialRecord | None:
-    """The trial the winner rule picks when baselines compete too (the study's measurement)."""
+def _without_baselines(run: SearchResult) -> TrialRecord | None:
+    """The trial the winner rule picks among the search's own models (no baseline, no
+    ensemble with one): the study's measurement, made when baselines competed."""
     study = optuna.load_study(study_name=run.study_name, storage=run.storage)
-    measured = study.user_attrs.get(str(StudyKey.WINNER_WITH_BASELINES))
+    measured = study.user_attrs.get(str(StudyKey.WINNER_WITHOUT_BASELINES))
     if not measured or measured.get("winner") is None:
         return None
     return next((r for r in run.records if r.number == measured["winner"]), None)
@@ -166,10 +166,9 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
         start = time.perf_counter()
         folder = scratch / f"{task}-{pruning}-{sampler}-{validation.replace(':', '')}-{seed}"
         run = search_once(task, budget, seed, folder, workers=workers, sampler=sampler,
-                          pruning=pruning, search_space=search_space, validation=validation,
-                          ensemble_baselines=True)
+                          pruning=pruning, search_space=search_space, validation=validation)
         winner = run.winners[0] if run.winners else None
-        with_baselines = _with_baselines(run)
+        own = _without_baselines(run) or winner
         by_alignment, by_median, by_folds = pruned_by(run)
         default = next((r for r in run.winners if r.plan.engine_default), None)
         rho, n, group = rank_correlation(run)
@@ -193,9 +192,12 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
             "seconds": time.perf_counter() - start,
             "winner_stage": None if winner is None else str(winner.plan.stage),
             # the winner if baselines (and ensembles with them) could win: a measurement
-            "baselines_test": None if with_baselines is None or with_baselines.result.test is None
-            else with_baselines.result.test.value,
-            "baselines_winner": None if with_baselines is None else describe(with_baselines),
+            # baselines compete: the winner (and "test") may be one; runs logged before this
+            # key served the search's own models only, and measured "baselines_test" apart
+            "baselines_compete": True,
+            "own_test": None if own is None or own.result.test is None
+            else own.result.test.value,
+            "own_winner": None if own is None else describe(own),
             # per fully trained configuration: (short validation score, full val, full test),
             # for the rank correlation between short-trial scores and full-schedule test scores
             "full_runs": full_runs(run),

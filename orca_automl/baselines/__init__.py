@@ -38,6 +38,7 @@ from orca_automl.baselines._registry import (
     field_baselines,
     fit_baseline,
 )
+from orca_automl.baselines._saved import SavedBaseline, load_baseline, save_baseline
 
 __all__ = [
     "BASELINES",
@@ -45,6 +46,9 @@ __all__ = [
     "BaselineInfo",
     "BaselineResult",
     "FittedBaseline",
+    "SavedBaseline",
     "field_baselines",
     "fit_baseline",
+    "load_baseline",
+    "save_baseline",
 ]

@@ -267,15 +267,15 @@ def winners_table(result: SearchResult) -> str:
         rows.append([
             str(w.number),
             str(w.plan.promoted_from),
-            ensemble_name(w) if w.plan.stage == Stage.ENSEMBLE else summarize(source or w),
+            _served_name(w, source),
             _metric(source) if source else "-",
             _metric(w),
             _test(w),
-            short_value(w.cost),
+            "-" if w.plan.stage == Stage.BASELINE else short_value(w.cost),
             result.decision.reason(w.number) if result.decision else "-",
             str(w.result.model_dir or "-"),
         ])
-    for b in result.baselines:
+    for b in (b for b in result.baselines if not b.servable):
         rows.append([str(b.number), "-", f"baseline: {baseline_name(b)}", "-", _metric(b),
                      short_value(b.result.test.value if b.result.test else None), "-",
                      "reference, not served", "-"])
@@ -283,6 +283,14 @@ def winners_table(result: SearchResult) -> str:
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _served_name(record: TrialRecord, source: TrialRecord | None) -> str:
+    if record.plan.stage == Stage.ENSEMBLE:
+        return ensemble_name(record)
+    if record.plan.stage == Stage.BASELINE:
+        return f"baseline: {baseline_name(record)}"
+    return summarize(source or record)
 
 
 def _test(record: TrialRecord) -> str:

@@ -113,11 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ensemble", action="store_true",
                    help="do not select a weighted ensemble of the fully trained configurations "
                         "(greedy selection on their validation predictions) as a winner candidate")
-    p.add_argument("--ensemble-baselines", action="store_true",
-                   help="also record an ensemble that may use the baselines' predictions, and "
-                        "which winner the winner rule would pick with baselines competing (a "
-                        "measurement in the study's 'winner_with_baselines' attribute: it is "
-                        "not saved as a model orca-predict serves)")
+    p.add_argument("--baselines-as-reference", action="store_true",
+                   help="score the baselines as references only: not saved as models, never "
+                        "the winner nor in an ensemble (by default they compete: a baseline "
+                        "that beats the engine default beyond noise is the model served)")
     p.add_argument("--refit", action="store_true",
                    help="under cross-validation, a promoted configuration also trains one model "
                         "on all training + validation data (its final checkpoint) and that model "
@@ -162,7 +161,7 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
         validation=args.validation,
         baselines=not args.no_baselines,
         ensemble=not args.no_ensemble,
-        ensemble_baselines=args.ensemble_baselines,
+        baselines_compete=not args.baselines_as_reference,
         refit=args.refit,
     )
 

@@ -31,7 +31,6 @@ import numpy as np
 from orca_automl.cycle._saved import (
     ENSEMBLE_FILE,
     FORMAT_VERSION,
-    SavedModel,
     SavedPredictor,
     atomic_folder,
     load_single,
@@ -92,7 +91,7 @@ def save_ensemble(
 class SavedEnsemble(SavedPredictor):
     """A loaded ensemble folder: the weighted average of its members' predictions."""
 
-    members: list[SavedModel]
+    members: list[SavedPredictor]
     weights: list[float]
     meta: dict[str, Any]
 

@@ -8,8 +8,9 @@ encoder's config; nothing for timm models, rebuilt by name), so loading never ne
 the original weights. Writes go to a temporary folder renamed into place: an
 interrupted save leaves nothing half-written.
 
-`load_model` also serves ensemble folders (see `_ensemble.py`); both kinds predict through
-`SavedPredictor`, so callers never tell them apart.
+`load_model` also serves ensemble folders (see `_ensemble.py`) and saved baselines (see
+`baselines/_saved.py`); all predict through `SavedPredictor`, so callers never tell them
+apart.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,11 +37,9 @@ from orca_automl.cycle._scope import add_lora, frozen_base_keys, has_lora
 from orca_automl.errors import OrcaInputError
 from orca_automl.tasks import Normalizer, Split, Task, to_predictions
 
-if TYPE_CHECKING:
-    from orca_automl.cycle._ensemble import SavedEnsemble
-
 FORMAT_VERSION = 1
 ENSEMBLE_FILE = "ensemble.json"
+BASELINE_FILE = "baseline.npz"  # a baseline's data in place of model.pt (see baselines/_saved.py)
 
 
 def save_model(
@@ -68,18 +67,7 @@ def save_model(
         config.to_yaml(tmp / "config.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
-            "task": {
-                "name": task.name,
-                "task_type": task.task_type,
-                "modality": task.modality,
-                "input_shape": list(task.input_shape),
-                "output_shape": list(task.output_shape),
-                "num_outputs": task.num_outputs,
-                "class_names": list(task.class_names) if task.class_names else None,
-                "normalizer": task.normalizer.to_dict(),
-                "fingerprint": task.fingerprint(),
-                "data_fingerprint": data_fingerprint(task),
-            },
+            "task": task_block(task),
             "rebuild": dataclasses.asdict(rebuild),
             "adapters": adapters,
             "scores": scores or {},
@@ -88,6 +76,23 @@ def save_model(
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         torch.save(state, tmp / "model.pt")
     return directory
+
+
+def task_block(task: Task) -> dict[str, Any]:
+    """What a saved folder's meta.json records of its task: enough to check inputs, turn
+    predictions into classes or units, and tell which data its model was made from."""
+    return {
+        "name": task.name,
+        "task_type": task.task_type,
+        "modality": task.modality,
+        "input_shape": list(task.input_shape),
+        "output_shape": list(task.output_shape),
+        "num_outputs": task.num_outputs,
+        "class_names": list(task.class_names) if task.class_names else None,
+        "normalizer": task.normalizer.to_dict(),
+        "fingerprint": task.fingerprint(),
+        "data_fingerprint": data_fingerprint(task),
+    }
 
 
 def data_fingerprint(task: Task) -> str:
@@ -202,9 +207,9 @@ class SavedModel(SavedPredictor):
         return predict(self.model, self.normalizer.normalize_x(X), device)
 
 
-def load_model(directory: str | Path, device: str | None = None) -> SavedModel | SavedEnsemble:
-    """A model folder as a `SavedModel`, an ensemble folder (ensemble.json) as a
-    `SavedEnsemble`; both predict the same way."""
+def load_model(directory: str | Path, device: str | None = None) -> SavedPredictor:
+    """A model folder as a `SavedModel`, a saved baseline as a `SavedBaseline`, an ensemble
+    folder (ensemble.json) as a `SavedEnsemble`; all predict the same way."""
     directory = Path(directory)
     if (directory / ENSEMBLE_FILE).is_file():
         from orca_automl.cycle._ensemble import load_ensemble  # that module builds on this one
@@ -216,7 +221,8 @@ def load_model(directory: str | Path, device: str | None = None) -> SavedModel |
 def read_meta(directory: Path) -> dict[str, Any]:
     """meta.json of a model folder; one clear line when `directory` is not one."""
     meta_path = directory / "meta.json"
-    if not meta_path.is_file() or not (directory / "model.pt").is_file():
+    weights = [directory / "model.pt", directory / BASELINE_FILE]
+    if not meta_path.is_file() or not any(w.is_file() for w in weights):
         raise OrcaInputError(
             f"{directory} is not a saved model folder (no meta.json/model.pt): give a folder "
             "written by orca-train or orca-search"
@@ -243,10 +249,20 @@ def _add_saved_adapters(model: OrcaModel, adapters: dict[str, Any], directory: P
     add_lora(model, int(adapters["rank"]), int(adapters["alpha"]))
 
 
-def load_single(directory: Path, device: str | None = None) -> SavedModel:
-    """One model folder (not an ensemble) as a `SavedModel`: data only (JSON, YAML through
-    safe_load, weights_only tensors); a folder asking to run its own code is refused."""
+def load_single(directory: Path, device: str | None = None) -> SavedPredictor:
+    """One model folder (not an ensemble) as a `SavedModel`, or a saved baseline as a
+    `SavedBaseline`: data only (JSON, YAML through safe_load, weights_only tensors, arrays
+    without pickle); a folder asking to run its own code is refused."""
     meta = read_meta(directory)
+    if "baseline" in meta:
+        from orca_automl.baselines._saved import load_baseline  # scikit-learn, not torch
+
+        return load_baseline(directory, meta)
+    return _load_network(directory, meta, device)
+
+
+def _load_network(directory: Path, meta: dict[str, Any], device: str | None) -> SavedModel:
+    """A model folder written by `save_model`."""
     for folder in (directory, directory / "backbone"):
         refuse_remote_code(folder)
     config = OrcaConfig.from_yaml(directory / "config.yaml")

@@ -212,7 +212,7 @@ def _decision(record: TrialRecord, source: TrialRecord | None, short_rank: Mappi
               decision: WinnerDecision | None) -> str:
     """Why the row is on the board, and where the winner rule put it."""
     stage = record.plan.stage
-    if stage == Stage.BASELINE:
+    if stage == Stage.BASELINE and not record.servable:
         return "reference method, scored on the same folds; not served"
     if record.state != TrialState.COMPLETE:
         reason = record.result.error or (record.result.pruned.message if record.result.pruned
@@ -221,6 +221,8 @@ def _decision(record: TrialRecord, source: TrialRecord | None, short_rank: Mappi
     parts = []
     if stage == Stage.ENSEMBLE:
         parts.append("greedy ensemble of the full runs' validation predictions")
+    elif stage == Stage.BASELINE:
+        parts.append("reference method, scored on the same folds; saved to compete")
     elif source is not None:
         rank = short_rank.get(source.number)
         score = short_value(source.val_score)

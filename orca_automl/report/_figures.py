@@ -85,8 +85,8 @@ def _study_of(facts: StudyFacts, records: list[TrialRecord]) -> optuna.Study:
 @figure("pareto", "Pareto front: validation score against inference cost",
         "Every fully trained configuration and ensemble, with the short (screening) runs in "
         "grey; the line joins the full runs no other full run beats on both score and cost; "
-        "the winner is the star, the baselines are the dashed lines (their cost is not "
-        "measured). optuna-dashboard draws Optuna's own Pareto front of all trials beside it.")
+        "the winner is the star (or the baseline line marked winner), the baselines are the "
+        "dashed lines (their cost is not measured). optuna-dashboard draws Optuna's own Pareto front of all trials beside it.")
 def pareto(facts: StudyFacts) -> go.Figure | Missing:
     served = facts.of_stage(Stage.FULL, Stage.ENSEMBLE)
     if not served:
@@ -129,10 +129,12 @@ def pareto_front(records: list[TrialRecord]) -> list[TrialRecord]:
 
 def _baselines(fig: go.Figure, facts: StudyFacts) -> None:
     """The baselines' validation scores as dashed horizontal lines."""
+    winner = facts.decision.winner if facts.decision else None
     for b in facts.of_stage(Stage.BASELINE):
         if b.val_score is not None:
+            won = " (winner)" if b.number == winner else ""
             fig.add_hline(y=b.val_score, line_dash="dash", line_color=COLORS["baseline"],
-                          annotation_text=f"{b.plan.baseline} {b.val_score:.4f}",
+                          annotation_text=f"{b.plan.baseline} {b.val_score:.4f}{won}",
                           annotation_position="bottom right")
 
 

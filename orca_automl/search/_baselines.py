@@ -6,16 +6,22 @@ Each baseline becomes a trial of stage BASELINE, with no parameters: its validat
 (mean over folds), its out-of-fold predictions in the artifact store like any trial's, its
 test score (of its folds' averaged test predictions) and the device time it took, charged to
 the budget. It is fitted in the driver, once per study; a resume does not refit it. Its
-inference cost is not measured (recorded as 0) and it is never a winner: it cannot be saved
-as a model folder that `orca-predict` serves.
+inference cost is not measured (recorded as 0). When baselines compete (the default) it is
+also saved as a model folder (a bag of its fold models under cross-validation, see
+`orca_automl.baselines.save_baseline`), so the winner rule may hand it to the user, and the
+greedy ensemble may mix it with the fully trained configurations: a search never serves a
+model its own reference beats beyond noise. Otherwise it is a reference only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,11 +29,24 @@ from optuna.trial import TrialState
 
 from orca_automl.config import Stage
 from orca_automl.search._folds import mean_evaluation
-from orca_automl.search._records import RunLog, TrialPlan, TrialRecord, TrialResult
+from orca_automl.search._loop import PARTIAL_PREFIX
+from orca_automl.search._records import RunLog, TrialPlan, TrialRecord, TrialResult, json_safe
 from orca_automl.search._storage import StoredPredictions, StudyHandle
 from orca_automl.search._validation import Validation
 
-NOTE = "a reference baseline: inference cost not measured (0), not a model orca-predict serves"
+NOTE = "a reference baseline: inference cost not measured (0)"
+NOT_SERVED = "a reference only: not saved as a model (baselines do not compete in this search)"
+
+
+@dataclass(frozen=True)
+class BaselineSaving:
+    """How competing baselines become model folders: `save(result, part, seed, folder)`
+    writes one fitted part (the whole task, or one fold), `bag(parts, folder, scores)` joins
+    a baseline's fold folders into one ensemble folder, under `winners_dir`/trial-N."""
+
+    winners_dir: Path
+    save: Callable[[Any, Any, int, Path], Path]
+    bag: Callable[[Sequence[tuple[Path, float]], Path, dict[str, Any]], Path]
 
 
 def score_baselines(
@@ -37,8 +56,10 @@ def score_baselines(
     names: list[str],
     fit: Callable[[str, Any, int], Any],
     session: int,
+    saving: BaselineSaving | None = None,
 ) -> list[TrialRecord]:
-    """Score each named baseline the study does not hold yet; returns the new records."""
+    """Score each named baseline the study does not hold yet, saving it as a model folder
+    when `saving` is given; returns the new records."""
     held = {r.plan.baseline for r in handle.records()
             if r.plan.stage == Stage.BASELINE and r.state == TrialState.COMPLETE}
     added = []
@@ -48,7 +69,12 @@ def score_baselines(
         trial = handle.create(TrialPlan(Stage.BASELINE, session, folds=validation.folds_of(
             Stage.FULL), baseline=name))
         try:
-            result, stored = _fit_on_protocol(name, task, validation, fit)
+            result, stored, parts = _fit_on_protocol(name, task, validation, fit)
+            if saving is not None:
+                folder = _save(saving, trial.number, parts, validation.seed, result)
+                result = dataclasses.replace(result, model_dir=str(folder))
+            else:
+                result = dataclasses.replace(result, notes=(*result.notes, NOT_SERVED))
         except Exception as exc:  # a broken baseline is recorded, and the search goes on
             handle.finish(trial, TrialResult(error=f"{type(exc).__name__}: {exc}",
                                              traceback=traceback.format_exc()[-4000:]))
@@ -59,16 +85,31 @@ def score_baselines(
     return added
 
 
+def _save(saving: BaselineSaving, number: int, parts: list[tuple[Any, Any]], seed: int,
+          result: TrialResult) -> Path:
+    """The baseline's model folder: its one fitted part, or the bag of its fold parts. Written
+    beside its place and renamed into it when whole, like a full run's."""
+    saving.winners_dir.mkdir(parents=True, exist_ok=True)
+    folder = saving.winners_dir / f"trial-{number}"
+    scores = {"val": json_safe(result.val), "test": json_safe(result.test)}
+    with tempfile.TemporaryDirectory(prefix=PARTIAL_PREFIX, dir=saving.winners_dir) as tmp:
+        members = [saving.save(fitted, part, seed, Path(tmp) / f"fold-{i}")
+                   for i, (part, fitted) in enumerate(parts)]
+        if len(members) == 1:
+            return members[0].rename(folder)
+        return saving.bag([(m, 1.0) for m in members], folder, scores)
+
+
 def _fit_on_protocol(
     name: str, task: Any, validation: Validation, fit: Callable[[str, Any, int], Any]
-) -> tuple[TrialResult, StoredPredictions]:
-    """The baseline fitted per fold (or once on the hold-out split): its result and its
-    predictions (test: its folds' average)."""
+) -> tuple[TrialResult, StoredPredictions, list[tuple[Any, Any]]]:
+    """The baseline fitted per fold (or once on the hold-out split): its result, its
+    predictions (test: its folds' average), and each (task part, fitted baseline)."""
     started, seed = time.time(), validation.seed
-    parts = validation.folds_of(Stage.FULL) or (None,)
+    indices = validation.folds_of(Stage.FULL) or (None,)
     folds = task.fold_indices(validation.folds, seed) if validation.cross_validated else []
-    runs, vals, tests, predictions = [], [], [], []
-    for index in parts:
+    runs, vals, tests, predictions, parts = [], [], [], [], []
+    for index in indices:
         part = task if index is None else task.fold(index, validation.folds, seed)
         begin = time.perf_counter()
         fitted = fit(name, part, seed)
@@ -76,6 +117,7 @@ def _fit_on_protocol(
         vals.append(part.score(part.val.y, fitted.val))
         predictions.append(np.asarray(fitted.val))
         tests.append(np.asarray(fitted.test))
+        parts.append((part, fitted))
     seconds = sum(run.device_seconds or 0.0 for run in runs)
     test = np.mean(np.stack(tests), axis=0)
     result = TrialResult(
@@ -83,5 +125,5 @@ def _fit_on_protocol(
         fold_vals=tuple(vals) if validation.cross_validated else (), cost=0.0,
         test=task.score(task.test.y, test), notes=(NOTE,), runs=tuple(runs),
     )
-    rows = np.concatenate([folds[i] for i in parts if i is not None]) if folds else None
-    return result, StoredPredictions(np.concatenate(predictions), rows, test)
+    rows = np.concatenate([folds[i] for i in indices if i is not None]) if folds else None
+    return result, StoredPredictions(np.concatenate(predictions), rows, test), parts

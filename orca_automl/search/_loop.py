@@ -100,7 +100,6 @@ class LoopSettings:
     winners_dir: Path
     validation: Validation = Validation()
     ensemble: bool = True
-    ensemble_baselines: bool = False
     refit: bool = False  # cross-validated full trials also refit on all development data
     poll_seconds: float = 1.0
     heartbeat_seconds: float = 5.0
@@ -201,21 +200,28 @@ class SearchLoop:
             self._search(lambda: self.ledger.total)
             picks = self._promotions(self.settings.top_k)
         self._promote(picks)
+        competing = any(r.servable and r.plan.stage == Stage.BASELINE for r in self.records)
         if self.settings.ensemble:
             self._ensemble(with_baselines=False)
-            if self.settings.ensemble_baselines:
+            if competing:
                 self._ensemble(with_baselines=True)
         self.decision = decide_winner(self.records, self.handle.predictions, self.task,
                                       seed=self.settings.seed)
         if self.decision is not None:
             self.handle.set_attr(StudyKey.WINNER, json_safe(self.decision.to_attr()))
-        if self.settings.ensemble_baselines:  # a measurement: what baselines would change
-            measured = decide_winner(self.records, self.handle.predictions, self.task,
-                                     seed=self.settings.seed, servable_only=False)
-            if measured is not None:
-                self.handle.set_attr(StudyKey.WINNER_WITH_BASELINES,
-                                     json_safe(measured.to_attr()))
+        if competing:  # a measurement: what the search's own models would have handed the user
+            own = decide_winner(self.records, self.handle.predictions, self.task,
+                                seed=self.settings.seed, eligible=self._without_baselines)
+            if own is not None:
+                self.handle.set_attr(StudyKey.WINNER_WITHOUT_BASELINES, json_safe(own.to_attr()))
         return self.records
+
+    def _without_baselines(self, record: TrialRecord) -> bool:
+        """Neither a baseline nor an ensemble with one among its members."""
+        stages = {r.number: r.plan.stage for r in self.records}
+        members = record.plan.members if record.plan.stage == Stage.ENSEMBLE else ()
+        return record.plan.stage != Stage.BASELINE and all(
+            stages.get(m) != Stage.BASELINE for m in members)
 
     def _promotions(self, top_k: int) -> list[Promotion]:
         return select_promotions(self.records, top_k, self._full_runs)
@@ -453,13 +459,12 @@ class SearchLoop:
 
     def _ensemble(self, with_baselines: bool) -> None:
         """Greedy ensemble selection over the fully trained configurations' validation
-        (out-of-fold) predictions, on the rows all of them predicted, recorded as an ENSEMBLE
-        trial when it mixes two or more; with baselines among the candidates it is a
-        measurement only (not servable)."""
+        (out-of-fold) predictions (and, `with_baselines`, the saved baselines'), on the rows
+        all of them predicted, recorded and saved as an ENSEMBLE trial when it mixes two or
+        more."""
+        stages = (Stage.FULL, Stage.BASELINE) if with_baselines else (Stage.FULL,)
         candidates = [r for r in sorted(self.records, key=TrialRecord.rank_key)
-                      if r.state == TrialState.COMPLETE and r.result.predictions_artifact and (
-                          (r.plan.stage == Stage.FULL and r.result.model_dir)
-                          or (with_baselines and r.plan.stage == Stage.BASELINE))]
+                      if r.servable and r.result.predictions_artifact and r.plan.stage in stages]
         stored = [(r, self.handle.predictions(r)) for r in candidates]
         usable = [(r, p) for r, p in stored if p is not None and p.test is not None]
         if len(usable) < 2:
@@ -478,7 +483,6 @@ class SearchLoop:
             return
         val = sum(w * p.val for _, p, w in chosen)
         test = sum(w * p.test for _, p, w in chosen if p.test is not None)
-        servable = all(r.plan.stage == Stage.FULL for r, _, _ in chosen)
         trial = self.handle.create(TrialPlan(
             Stage.ENSEMBLE, self.settings.session, members=members,
             weights=tuple(w for _, _, w in chosen)))
@@ -487,17 +491,16 @@ class SearchLoop:
             test=self.task.score(self.task.test.y, test),
             notes=("greedy ensemble selection (25 rounds, with replacement) on the members' "
                    "validation predictions; its validation score is measured where its weights "
-                   "were chosen" + ("" if servable else "; with baselines: not servable"),),
+                   "were chosen",),
             predictions_artifact=self.handle.upload_predictions(
                 trial, StoredPredictions(np.asarray(val), rows, np.asarray(test))),
         )
-        if servable:
-            self.settings.winners_dir.mkdir(parents=True, exist_ok=True)
-            folder = self.save_ensemble(
-                [(Path(r.result.model_dir or ""), w) for r, _, w in chosen],
-                self.settings.winners_dir / f"trial-{trial.number}",
-                {"val": json_safe(result.val), "test": json_safe(result.test)})
-            result = dataclasses.replace(result, model_dir=str(folder))
+        self.settings.winners_dir.mkdir(parents=True, exist_ok=True)
+        folder = self.save_ensemble(
+            [(Path(r.result.model_dir or ""), w) for r, _, w in chosen],
+            self.settings.winners_dir / f"trial-{trial.number}",
+            {"val": json_safe(result.val), "test": json_safe(result.test)})
+        result = dataclasses.replace(result, model_dir=str(folder))
         self.handle.finish(trial, result)
         self._refresh()
         self.callback.on_trial_end(next(r for r in self.records if r.number == trial.number))

@@ -41,7 +41,7 @@ class StudyKey(StrEnum):
     PRUNING_EVIDENCE = "pruning_evidence"
     ENGINE_DEFAULT_TRIAL = "engine_default_trial"  # number of the trial of OrcaConfig()'s values
     WINNER = "winner"  # the winner rule, its confidence and the evidence of each comparison
-    WINNER_WITH_BASELINES = "winner_with_baselines"  # the same rule with baselines competing
+    WINNER_WITHOUT_BASELINES = "winner_without_baselines"  # the rule without baselines competing
 
 
 class PruneKind(StrEnum):
@@ -200,8 +200,10 @@ class TrialRecord:
 
     @property
     def servable(self) -> bool:
-        """A COMPLETE full run or ensemble with a saved model folder `orca-predict` serves."""
-        return (self.state == TrialState.COMPLETE and self.plan.stage in (Stage.FULL, Stage.ENSEMBLE)
+        """A COMPLETE full run, ensemble or baseline with a saved model folder `orca-predict`
+        serves (a baseline has one when baselines compete)."""
+        return (self.state == TrialState.COMPLETE
+                and self.plan.stage in (Stage.FULL, Stage.ENSEMBLE, Stage.BASELINE)
                 and bool(self.result.model_dir))
 
     @property

@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError, OrcaStorageLost, SearchInterrupted
 from orca_automl.registry import plugin_modules, script_entries
-from orca_automl.search._baselines import score_baselines
+from orca_automl.search._baselines import BaselineSaving, score_baselines
 from orca_automl.search._budget import Budget, BudgetLedger, format_seconds, parse_budget
 from orca_automl.search._callbacks import Resumed, SearchCallback, SearchStart
 from orca_automl.search._driver_lock import DriverLock, driver_lock
@@ -88,10 +88,10 @@ class SearchOptions:
     1 for a GPU budget, else 0; top_k: None means the space's promotion.top_k; new_study: start
     `<study>-2`, ... instead of refusing a study made for other data or another space;
     validation: "auto", "holdout", "cv:K" or "cv:K/S" (see `parse_validation`); baselines:
-    score the field's classical method and 1-NN in the study first (on the budget); ensemble:
-    select a weighted ensemble of the fully trained configurations (a winner candidate);
-    ensemble_baselines: also record one that may use the baselines, and the winner the rule
-    would pick with baselines competing (a measurement only); refit: under cross-validation,
+    score the field's classical method and 1-NN in the study first (on the budget);
+    baselines_compete: save them as models that may win, and let the ensemble mix them in
+    (False: references only); ensemble: select a weighted ensemble of the fully trained
+    configurations (a winner candidate); refit: under cross-validation,
     a promoted configuration also trains one model on all development data and serves it
     instead of its bag of fold models.
     """
@@ -112,8 +112,8 @@ class SearchOptions:
     debug: bool = False
     validation: str = "auto"
     baselines: bool = True
+    baselines_compete: bool = True
     ensemble: bool = True
-    ensemble_baselines: bool = False
     refit: bool = False
 
 
@@ -136,7 +136,7 @@ class SearchResult:
 
     @property
     def winners(self) -> list[TrialRecord]:
-        """Saved models (fully trained trials and ensembles of them): the winner first (see
+        """Saved models (fully trained trials, ensembles, competing baselines): the winner first (see
         `WinnerDecision`), then the others by validation score (`TrialRecord.rank_key`)."""
         full = sorted((r for r in self.records if r.servable), key=TrialRecord.rank_key)
         winner = self.decision.winner if self.decision else None
@@ -248,8 +248,10 @@ def _continue_session(
         callback.on_resume(Resumed(len(interrupted), session.spent,
                                    len(pending_retries(handle.records()))))
     names = toolkit.baselines(c.task) if options.baselines else []
+    saving = (BaselineSaving(c.folder / "winners", toolkit.save_baseline, toolkit.save_ensemble)
+              if options.baselines_compete else None)
     for record in score_baselines(handle, c.task, c.validation, names, toolkit.fit_baseline,
-                                  session.index):
+                                  session.index, saving):
         callback.on_trial_end(record)
     spent = session_spent(handle.records(), session.index)
     loop = SearchLoop(
@@ -267,7 +269,6 @@ def _continue_session(
             # reserve grow to pay for it (docs/benchmarks/findings.md)
             max_reserve=CV_MAX_RESERVE if c.validation.cross_validated else 0.5,
             ensemble=options.ensemble,
-            ensemble_baselines=options.ensemble_baselines,
             refit=options.refit,
         ),
         callback,

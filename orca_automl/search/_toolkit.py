@@ -22,8 +22,9 @@ class Toolkit:
     budgets; runner runs the trials; save_ensemble(parts, folder, scores) saves weighted
     model folders (a bag of fold models, or winners that are themselves ensembles) as one
     ensemble folder that `orca-predict` serves;
-    baselines(task) names the reference methods scored beside the trials, and
-    fit_baseline(name, task, seed) fits one (its .val and .test predictions, .fit_seconds)."""
+    baselines(task) names the reference methods scored beside the trials,
+    fit_baseline(name, task, seed) fits one (its .val and .test predictions, .fit_seconds),
+    and save_baseline(fitted, task, seed, folder) saves it as a model folder."""
 
     load_task: Callable[[str, int], Any]
     known_names: Callable[[], Mapping[str, Collection[str]]]
@@ -33,6 +34,7 @@ class Toolkit:
     save_ensemble: Callable[[Sequence[tuple[Path, float]], Path, dict[str, Any]], Path]
     baselines: Callable[[Any], list[str]]
     fit_baseline: Callable[[str, Any, int], Any]
+    save_baseline: Callable[[Any, Any, int, Path], Path]
 
 
 def cycle_toolkit() -> Toolkit:
@@ -58,8 +60,13 @@ def cycle_toolkit() -> Toolkit:
 
         return fit_baseline(name, task, seed)
 
+    def save(fitted: Any, task: Any, seed: int, folder: Path) -> Path:
+        from orca_automl.baselines import save_baseline
+
+        return save_baseline(fitted, task, seed, folder)
+
     return Toolkit(load, registered_names, registry_fits, gpu_visible, CycleRunner(),
-                   save_flat_ensemble, baselines, fit)
+                   save_flat_ensemble, baselines, fit, save)
 
 
 def save_flat_ensemble(

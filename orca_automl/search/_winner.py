@@ -1,6 +1,6 @@
 """Which saved model the search hands the user: the engine's default stays the winner unless a
-challenger (another fully trained configuration, or an ensemble of them) beats it beyond the
-noise of the validation samples.
+challenger (another fully trained configuration, an ensemble, or the field's reference
+baseline) beats it beyond the noise of the validation samples.
 
 On small data the best of many noisy validation scores is a winner's curse: a challenger
 that scores higher than the default on 10 samples usually is not better. So the search starts
@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from optuna.trial import TrialState
 
 from orca_automl.config import Stage
 from orca_automl.search._records import TrialRecord
 from orca_automl.search._storage import StoredPredictions, on_rows, shared_validation_rows
 
 RULE_TEXT = (
-    "the engine's default configuration (its full run) stays the winner unless a challenger's "
-    "validation score beats it beyond noise: a paired bootstrap over the samples both were "
-    "predicted on, whose one-sided lower confidence bound of the score difference is above 0"
+    "the engine's default configuration (its full run) stays the winner unless a challenger "
+    "(another full run, an ensemble, or a reference baseline) beats its validation score "
+    "beyond noise: a paired bootstrap over the samples both were predicted on, whose one-sided "
+    "lower confidence bound of the score difference is above 0"
 )
 
 
@@ -110,20 +110,17 @@ def decide_winner(
     confidence: float = 0.9,
     rounds: int = 1000,
     seed: int = 0,
-    servable_only: bool = True,
+    eligible: Callable[[TrialRecord], bool] | None = None,
 ) -> WinnerDecision | None:
-    """The winner among the study's COMPLETE full runs (None when there is none yet).
+    """The winner among the study's servable records (None when there is none yet): COMPLETE
+    full runs, ensembles, and baselines saved to compete, or only those `eligible` accepts
+    (e.g. no baseline: a measurement of what the search's own models would have handed the
+    user).
 
     Without a full run of the engine's default the best validation score wins (ties as in
-    `TrialRecord.rank_key`), as without predictions to compare. With `servable_only=False` the
-    baselines and the ensembles that use them compete too: a measurement of what allowing them
-    would hand the user (the search cannot save them as models).
+    `TrialRecord.rank_key`), as without predictions to compare.
     """
-    def measured(r: TrialRecord) -> bool:  # a baseline, or an ensemble that uses one
-        return (r.state == TrialState.COMPLETE and r.result.predictions_artifact is not None
-                and r.plan.stage in (Stage.BASELINE, Stage.ENSEMBLE))
-
-    full = sorted((r for r in records if r.servable or not servable_only and measured(r)),
+    full = sorted((r for r in records if r.servable and (eligible is None or eligible(r))),
                   key=TrialRecord.rank_key)
     if not full:
         return None

@@ -129,6 +129,10 @@ class FakeFold:
     rows: np.ndarray
 
     @property
+    def train(self) -> FakeSplit:
+        return FakeSplit(np.delete(self.task.development.y, self.rows))
+
+    @property
     def val(self) -> FakeSplit:
         return FakeSplit(self.task.development.y[self.rows])
 
@@ -307,6 +311,14 @@ def fit_fake_baseline(name: str, task: Any, seed: int) -> FakeBaseline:
     return FakeBaseline(predict(task.val.y, 0), predict(task.test.y, 10_000))
 
 
+def save_fake_baseline(fitted: FakeBaseline, task: Any, seed: int, folder: Path) -> Path:
+    """A fake baseline's model folder: meta.json naming what it was fitted on."""
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({"baseline": {"seed": seed},
+                                                  "rows": len(task.train)}))
+    return folder
+
+
 def fake_toolkit(runner: TrialRunner | None = None, task: FakeTask | None = None,
                  baselines: Sequence[str] = ()) -> Toolkit:
     """The search's view of the package, faked: tasks named `fake-<modality>`."""
@@ -324,7 +336,8 @@ def fake_toolkit(runner: TrialRunner | None = None, task: FakeTask | None = None
         return lambda backbone, embedder: embedder in _FITS.get((modality, backbone), set())
 
     return Toolkit(load, lambda: KNOWN_NAMES, fits_for, lambda: False, runner or FakeRunner(),
-                   save_fake_ensemble, lambda task: list(baselines), fit_fake_baseline)
+                   save_fake_ensemble, lambda task: list(baselines), fit_fake_baseline,
+                   save_fake_baseline)
 
 
 def save_fake_ensemble(parts: Sequence[tuple[Path, float]], folder: Path,

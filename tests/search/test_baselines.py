@@ -1,5 +1,6 @@
 """Reference baselines in the study: scored once on the trials' validation protocol, charged to
-the budget, kept apart from promotion, pruning and the winner, and shown in the winners table."""
+the budget, kept apart from promotion and pruning, saved as models that compete under the
+winner rule (or kept as references only), and shown in the winners table."""
 
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ from tests.search.fakes import (
 )
 
 
-def _search(tmp_path: Path, validation: str, budget: str = "120s"):  # type: ignore[no-untyped-def]
+def _search(tmp_path: Path, validation: str, budget: str = "120s",  # type: ignore[no-untyped-def]
+            compete: bool = True):
     clock = FakeClock()
     return run_search(
         options(storage=f"sqlite:///{tmp_path}/study.db", budget=budget, workers=2,
-                validation=validation),
+                validation=validation, baselines_compete=compete),
         toolkit=fake_toolkit(FakeRunner(clock), baselines=["strong", "weak"]),
         execution=simulated_execution(clock),
     )
@@ -36,7 +38,7 @@ def _search(tmp_path: Path, validation: str, budget: str = "120s"):  # type: ign
 def test_baselines_are_scored_once_on_the_same_protocol_and_charged(
     tmp_path: Path, validation: str
 ) -> None:
-    result = _search(tmp_path, validation)
+    result = _search(tmp_path, validation, compete=False)
     baselines = result.baselines
     assert [b.plan.baseline for b in baselines] == ["strong", "weak"]  # best first
     task = FakeTask("fake-1d")
@@ -68,8 +70,40 @@ def test_baselines_are_scored_once_on_the_same_protocol_and_charged(
     table = winners_table(result)
     assert "baseline: strong" in table and "reference, not served" in table
 
-    again = _search(tmp_path, validation)  # a resume does not fit them again
+    assert all(b.result.model_dir is None and not b.servable for b in baselines)
+    again = _search(tmp_path, validation, compete=False)  # a resume does not fit them again
     assert [b.number for b in again.baselines] == [b.number for b in baselines]
+
+
+@pytest.mark.parametrize("validation", ["holdout", "cv:4/2"])
+def test_competing_baselines_are_saved_and_one_that_beats_the_default_is_served(
+    tmp_path: Path, validation: str
+) -> None:
+    import json
+
+    result = _search(tmp_path, validation)
+    task = FakeTask("fake-1d")
+    strong, weak = result.baselines
+    for b in (strong, weak):  # a model folder of the part it was fitted on, or a bag of folds
+        folder = Path(b.result.model_dir or "")
+        assert b.servable and folder == tmp_path / "fake-1d" / "winners" / f"trial-{b.number}"
+        if validation == "holdout":
+            assert json.loads((folder / "meta.json").read_text())["rows"] == len(task.train)
+        else:
+            assert json.loads((folder / "bag.json").read_text())["members"] == 4
+            rows = [json.loads((folder / "members" / str(i) / "meta.json").read_text())["rows"]
+                    for i in range(4)]
+            assert sum(rows) == 3 * task.size  # each fold model trained on the other 3 folds
+    decision = result.decision
+    assert decision is not None and decision.incumbent is not None
+    verdicts = {c.trial: c for c in decision.comparisons}
+    assert verdicts[strong.number].beats and not verdicts[weak.number].beats
+    # the winner: of the challengers beating the default, the one ahead by most
+    assert decision.winner == max((c for c in decision.comparisons if c.beats),
+                                  key=lambda c: c.difference).trial
+    assert result.winners[0].number == decision.winner
+    table = winners_table(result)
+    assert "baseline: strong" in table and "reference, not served" not in table
 
 
 def test_no_baselines_when_asked(tmp_path: Path) -> None:

@@ -325,13 +325,13 @@ def test_help_explains_every_flag_with_an_example(capsys: pytest.CaptureFixture[
             continue
         assert action.help, action.dest
         if action.option_strings[0] not in ("--new-study", "--no-baselines", "--no-ensemble",
-                                            "--ensemble-baselines", "--refit", "--no-report",
+                                            "--baselines-as-reference", "--refit", "--no-report",
                                             "--debug"):
             assert "e.g." in action.help, action.dest
     for flag in ("--task", "--budget", "--search-space", "--storage", "--study", "--workers",
                  "--address", "--gpus-per-trial", "--seed", "--top-k", "--sampler", "--pruning",
-                 "--new-study", "--plugin", "--validation", "--no-baselines", "--refit",
-                 "--no-report", "--debug"):
+                 "--new-study", "--plugin", "--validation", "--no-baselines",
+                 "--baselines-as-reference", "--refit", "--no-report", "--debug"):
         assert flag in text
     assert "orca-search --task gunpoint --budget 10cpu-minutes --workers 2" in text
     assert "studies/<study>/winners/trial-<N>/" in text

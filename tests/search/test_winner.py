@@ -136,7 +136,7 @@ def test_greedy_weights_mix_complementary_candidates_and_keep_a_dominant_one_alo
     assert list(greedy_weights([a, both_wrong], accuracy, rounds=5)) == [1.0, 0.0]
 
 
-def test_an_ensemble_of_the_full_runs_is_saved_and_competes_and_one_with_baselines_is_only_measured(
+def test_ensembles_with_and_without_the_baselines_are_saved_and_compete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import json
@@ -149,19 +149,17 @@ def test_an_ensemble_of_the_full_runs_is_saved_and_competes_and_one_with_baselin
     monkeypatch.setattr(_loop, "greedy_weights", equal)
     clock = FakeClock()
     url = f"sqlite:///{tmp_path}/study.db"
-    result = run_search(options(storage=url, budget="400s", workers=2, validation="cv:4/2",
-                                ensemble_baselines=True),
+    result = run_search(options(storage=url, budget="400s", workers=2, validation="cv:4/2"),
                         toolkit=fake_toolkit(FakeRunner(clock, noise=0.5), baselines=["strong"]),
                         execution=simulated_execution(clock))
     by_number = {r.number: r for r in result.records}
     ensembles = [r for r in result.records if r.plan.stage == Stage.ENSEMBLE]
-    served = [e for e in ensembles if e.result.model_dir]
-    measured = [e for e in ensembles if not e.result.model_dir]
-    assert len(served) == 1 and len(measured) == 1
+    assert len(ensembles) == 2 and all(e.servable for e in ensembles)
+    own, mixed = sorted(ensembles, key=lambda e: Stage.BASELINE in {
+        by_number[m].plan.stage for m in e.plan.members})
     full = [r for r in result.records if r.plan.stage == Stage.FULL]
-    assert set(served[0].plan.members) == {r.number for r in full}
-    assert {by_number[m].plan.stage for m in measured[0].plan.members} == {Stage.FULL,
-                                                                           Stage.BASELINE}
+    assert set(own.plan.members) == {r.number for r in full}
+    assert {by_number[m].plan.stage for m in mixed.plan.members} == {Stage.FULL, Stage.BASELINE}
     handle = StudyHandle.open(url, "fake-1d", optuna.samplers.RandomSampler(0), {})
     for e in ensembles:
         assert sum(e.plan.weights) == pytest.approx(1.0)
@@ -173,17 +171,16 @@ def test_an_ensemble_of_the_full_runs_is_saved_and_competes_and_one_with_baselin
         assert e.val_score == pytest.approx(
             TASK.score(TASK.development.y[stored.rows], blend).score)
         assert e.cost == pytest.approx(sum(by_number[m].cost or 0.0 for m in e.plan.members))
-    bag = json.loads((Path(served[0].result.model_dir or "") / "bag.json").read_text())
-    assert bag["weights"] == list(served[0].plan.weights)
+        bag = json.loads((Path(e.result.model_dir or "") / "bag.json").read_text())
+        assert bag["weights"] == list(e.plan.weights)
     decision = result.decision
-    assert decision is not None and measured[0].number not in (
-        [c.trial for c in decision.comparisons] + [decision.winner])
-    assert served[0].number in [c.trial for c in decision.comparisons]
-    # the measurement with baselines competing: the same incumbent, and the baselines and the
-    # ensemble that uses them among the compared challengers
-    with_baselines = handle.study.user_attrs["winner_with_baselines"]
-    compared = {c["trial"] for c in with_baselines["comparisons"]}
-    baselines = {r.number for r in result.records
-                 if r.plan.stage == Stage.BASELINE and r.state == TrialState.COMPLETE}
-    assert baselines and baselines | {measured[0].number, served[0].number} <= compared
-    assert with_baselines["incumbent"] == decision.incumbent
+    assert decision is not None
+    baseline = next(r for r in result.records if r.plan.stage == Stage.BASELINE)
+    assert {own.number, mixed.number, baseline.number} <= {c.trial for c in decision.comparisons}
+    # the measurement among the search's own models: the same incumbent, and neither the
+    # baseline nor the ensemble that uses it among the compared challengers
+    measured = handle.study.user_attrs["winner_without_baselines"]
+    compared = {c["trial"] for c in measured["comparisons"]}
+    assert own.number in compared and not {baseline.number, mixed.number} & compared
+    assert measured["winner"] not in (baseline.number, mixed.number)
+    assert measured["incumbent"] == decision.incumbent
