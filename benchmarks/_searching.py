@@ -204,3 +204,13 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
         }
 
     return log.run(key, compute)
+
+
+def split_winners(found: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(test score of the winner among the search's own models, of the winner with baselines
+    competing) of a logged search. Since baselines compete, "test" is the second and
+    "own_test" the first; runs logged before served their own models ("test") and measured
+    the other ("baselines_test", absent from the oldest)."""
+    if found.get("baselines_compete"):
+        return found.get("own_test"), found["test"]
+    return found["test"], found.get("baselines_test")

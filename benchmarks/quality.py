@@ -24,7 +24,7 @@ from typing import Any
 
 from _report import OUT_DIR, paired_difference, summary, write_report
 from _runs import RunLog
-from _searching import SMOKE_OVERRIDES, logged_search, smoke_space
+from _searching import SMOKE_OVERRIDES, logged_search, smoke_space, split_winners
 
 from orca_automl.baselines import BASELINES, field_baselines, fit_baseline
 from orca_automl.config import OrcaConfig
@@ -157,16 +157,6 @@ def main() -> None:
             row["winning configuration (seed " + str(neural_seeds[0]) + ")"] = configs[0] if configs else "-"
             rows.append(row)
             report(rows, args, neural_seeds)  # after every task: a long run keeps what it measured
-
-
-def split_winners(found: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(test score of the winner among the search's own models, of the winner with baselines
-    competing) of a logged search. Since baselines compete, "test" is the second and
-    "own_test" the first; runs logged before served their own models ("test") and measured
-    the other ("baselines_test", absent from the oldest)."""
-    if found.get("baselines_compete"):
-        return found.get("own_test"), found["test"]
-    return found["test"], found.get("baselines_test")
 
 
 def baselines_result(task: Task, seed: int) -> dict[str, object]:

@@ -28,9 +28,16 @@ def _log(path: Path, space: str, tests: dict[tuple[str, int], float | None], **o
 def test_spaces_are_paired_on_the_seeds_both_ran(tmp_path: Path) -> None:
     old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
     _log(old, "a.yaml@1", {("gunpoint", 0): 0.90, ("gunpoint", 1): 0.80, ("gunpoint", 2): 0.70})
-    _log(new, "b.yaml@2", {("gunpoint", 0): 0.95, ("gunpoint", 2): 0.60, ("gunpoint", 3): 1.0})
+    _log(new, "b.yaml@2", {("gunpoint", 0): 0.95, ("gunpoint", 2): 0.60, ("gunpoint", 3): 0.5})
     _log(new, "b.yaml@2", {("gunpoint", 1): 0.99}, budget="1cpu-minutes")  # other settings
     _log(new, "b.yaml@2", {("gunpoint", 4): None})  # a search that found no winner
+    # seed 3 again, with baselines competing: the served winner (0.99) was a baseline; a space
+    # is judged by the winner among its own models (1.0), and the later line counts
+    with open(new, "a") as f:
+        key = {**SETTINGS, "task": "gunpoint", "seed": 3, "space": "b.yaml@2"}
+        f.write(json.dumps({"key": key, "result": {
+            "test": 0.99, "own_test": 1.0, "baselines_compete": True, "short": 3, "full": 1,
+            "winner_is_default": False, "code": "abc1234"}}) + "\n")
     new.write_text(new.read_text() + '{"key": {"run"')  # the last line of a killed run
 
     runs = read_runs([old, new], "15cpu-minutes", "auto")
@@ -42,7 +49,7 @@ def test_spaces_are_paired_on_the_seeds_both_ran(tmp_path: Path) -> None:
     # shared seeds 0 and 2: gaps +0.05 and -0.10, mean -0.025, std 0.106
     assert candidate["reference on the same seeds"] == "0.800 ± 0.141"
     assert candidate["difference (seeds better / worse)"].startswith("-0.025 ± 0.106 (1 / 1)")
-    assert candidate["default won"] == "2 / 3"
+    assert candidate["default won"] == "1 / 3"  # seed 3 logged twice: the later line counts
 
 
 def test_a_missing_reference_names_the_logged_spaces(tmp_path: Path) -> None:
