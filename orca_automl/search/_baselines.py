@@ -8,9 +8,9 @@ test score (of its folds' averaged test predictions) and the device time it took
 the budget. It is fitted in the driver, once per study; a resume does not refit it. Its
 inference cost is not measured (recorded as 0). When baselines compete (the default) it is
 also saved as a model folder (a bag of its fold models under cross-validation, see
-`orca_automl.baselines.save_baseline`), so the winner rule may hand it to the user, and the
-greedy ensemble may mix it with the fully trained configurations: a search never serves a
-model its own reference beats beyond noise. Otherwise it is a reference only.
+`orca_automl.baselines.save_baseline`): the winner rule hands it to the user when it beats
+the engine default beyond noise by more than any other challenger, and the greedy ensemble may
+mix it with the fully trained configurations. Otherwise it is a reference only.
 """
 
 from __future__ import annotations

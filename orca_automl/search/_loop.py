@@ -100,6 +100,7 @@ class LoopSettings:
     winners_dir: Path
     validation: Validation = Validation()
     ensemble: bool = True
+    baselines_compete: bool = True  # saved baselines may win and join ensembles
     refit: bool = False  # cross-validated full trials also refit on all development data
     poll_seconds: float = 1.0
     heartbeat_seconds: float = 5.0
@@ -200,13 +201,15 @@ class SearchLoop:
             self._search(lambda: self.ledger.total)
             picks = self._promotions(self.settings.top_k)
         self._promote(picks)
-        competing = any(r.servable and r.plan.stage == Stage.BASELINE for r in self.records)
+        competing = self.settings.baselines_compete and any(
+            r.servable and r.plan.stage == Stage.BASELINE for r in self.records)
         if self.settings.ensemble:
             self._ensemble(with_baselines=False)
             if competing:
                 self._ensemble(with_baselines=True)
         self.decision = decide_winner(self.records, self.handle.predictions, self.task,
-                                      seed=self.settings.seed)
+                                      seed=self.settings.seed,
+                                      eligible=None if competing else self._without_baselines)
         if self.decision is not None:
             self.handle.set_attr(StudyKey.WINNER, json_safe(self.decision.to_attr()))
         if competing:  # a measurement: what the search's own models would have handed the user

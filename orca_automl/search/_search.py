@@ -269,6 +269,7 @@ def _continue_session(
             # reserve grow to pay for it (docs/benchmarks/findings.md)
             max_reserve=CV_MAX_RESERVE if c.validation.cross_validated else 0.5,
             ensemble=options.ensemble,
+            baselines_compete=options.baselines_compete,
             refit=options.refit,
         ),
         callback,

@@ -1,11 +1,14 @@
-"""Which saved model the search hands the user: the engine's default stays the winner unless a
-challenger (another fully trained configuration, an ensemble, or the field's reference
-baseline) beats it beyond the noise of the validation samples.
+"""Which saved model the search hands the user: the incumbent (the engine's default, or a
+competing reference baseline validated above it) stays the winner unless a challenger
+(another fully trained configuration, an ensemble, or a baseline) beats it beyond the noise
+of the validation samples.
 
 On small data the best of many noisy validation scores is a winner's curse: a challenger
 that scores higher than the default on 10 samples usually is not better. So the search starts
 from an incumbent, the full run of the engine's default configuration (what `orca-train`
-does), and replaces it only by a challenger whose advantage survives a paired bootstrap
+does) or, when baselines compete and one validates higher, that baseline (the field's own
+method, what the user would run without orca-automl), and replaces it only by a challenger
+whose advantage survives a paired bootstrap
 over the validation samples both were predicted on (out-of-fold predictions under
 cross-validation, the hold-out split otherwise): the lower end of a one-sided confidence
 interval of the score difference must lie above zero. The evidence of every comparison is
@@ -25,10 +28,11 @@ from orca_automl.search._records import TrialRecord
 from orca_automl.search._storage import StoredPredictions, on_rows, shared_validation_rows
 
 RULE_TEXT = (
-    "the engine's default configuration (its full run) stays the winner unless a challenger "
-    "(another full run, an ensemble, or a reference baseline) beats its validation score "
-    "beyond noise: a paired bootstrap over the samples both were predicted on, whose one-sided "
-    "lower confidence bound of the score difference is above 0"
+    "the incumbent, the engine's default configuration (its full run) or a competing reference "
+    "baseline whose validation score is higher, stays the winner unless a challenger (another "
+    "full run, an ensemble, or a baseline) beats its validation score beyond noise: a paired "
+    "bootstrap over the samples both were predicted on, whose one-sided lower confidence bound "
+    "of the score difference is above 0"
 )
 
 
@@ -55,15 +59,20 @@ class WinnerDecision:
     incumbent: int | None
     confidence: float
     comparisons: tuple[Comparison, ...]
+    default: int | None = None  # the engine default's full run (the incumbent unless beaten)
 
     def reason(self, trial: int) -> str:
         """Why a full run stands where it does, in a few words for tables."""
+        by_default = self.incumbent == self.default or self.default is None
         if trial == self.incumbent:
-            return "incumbent: the engine default" + (" (winner)" if trial == self.winner else "")
+            what = ("the engine default" if by_default
+                    else "a reference baseline validated above the engine default")
+            return f"incumbent: {what}" + (" (winner)" if trial == self.winner else "")
         found = next((c for c in self.comparisons if c.trial == trial), None)
         if found is None:
             return "best validation score" if trial == self.winner else "-"
-        verdict = "beats the default" if found.beats else "not beyond noise"
+        beats = "beats the default" if by_default else "beats the incumbent"
+        verdict = beats if found.beats else "not beyond noise"
         return (f"{verdict}: {found.difference:+.3f}, {self.confidence:.0%} lower bound "
                 f"{found.lower_bound:+.3f} on {found.samples} samples"
                 + (" (winner)" if trial == self.winner else ""))
@@ -73,7 +82,8 @@ class WinnerDecision:
         """The decision as `to_attr` recorded it on the study."""
         return cls(attr.get("winner"), attr.get("incumbent"), float(attr.get("confidence", 0.9)),
                    tuple(Comparison(c["trial"], c["incumbent"], c["samples"], c["difference"],
-                                    c["lower_bound"]) for c in attr.get("comparisons", ())))
+                                    c["lower_bound"]) for c in attr.get("comparisons", ())),
+                   attr.get("default", attr.get("incumbent")))
 
     def to_attr(self) -> dict[str, Any]:
         return {
@@ -81,6 +91,7 @@ class WinnerDecision:
             "confidence": self.confidence,
             "winner": self.winner,
             "incumbent": self.incumbent,
+            "default": self.default,
             "comparisons": [
                 {"trial": c.trial, "incumbent": c.incumbent, "samples": c.samples,
                  "difference": c.difference, "lower_bound": c.lower_bound, "beats": c.beats}
@@ -124,10 +135,11 @@ def decide_winner(
                   key=TrialRecord.rank_key)
     if not full:
         return None
-    incumbent = next((r for r in full if r.plan.engine_default and r.plan.stage == Stage.FULL),
-                     None)
-    if incumbent is None:
+    default = next((r for r in full if r.plan.engine_default and r.plan.stage == Stage.FULL),
+                   None)
+    if default is None:
         return WinnerDecision(full[0].number, None, confidence, ())
+    incumbent = _incumbent(default, full)
     base = predictions(incumbent)
     comparisons = []
     for challenger in full:
@@ -141,7 +153,18 @@ def decide_winner(
     winners = [c for c in comparisons if c.beats]
     best = max(winners, key=lambda c: c.difference, default=None)
     return WinnerDecision(best.trial if best else incumbent.number, incumbent.number, confidence,
-                          tuple(comparisons))
+                          tuple(comparisons), default.number)
+
+
+def _incumbent(default: TrialRecord, candidates: Sequence[TrialRecord]) -> TrialRecord:
+    """The engine default's full run, or the competing baseline validated above it (the best
+    such). Both were fixed before the search saw the data: choosing the higher of two or three
+    validation scores is a fair choice between them, not the winner's curse of the best of
+    many, which is what the search's own challengers must then clear beyond noise."""
+    score = default.val_score
+    rivals = [r for r in candidates if r.plan.stage == Stage.BASELINE and r.val_score is not None
+              and score is not None and r.val_score > score]
+    return min(rivals, key=TrialRecord.rank_key, default=default)
 
 
 def _compare(trial: int, incumbent: int, challenger: StoredPredictions, base: StoredPredictions,

@@ -4,6 +4,7 @@ winner rule (or kept as references only), and shown in the winners table."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from orca_automl.cli import winners_table
-from orca_automl.search import Stage, StudyHandle, TrialRecord, run_search
+from orca_automl.search import SearchResult, Stage, StudyHandle, TrialRecord, run_search
 from tests.search.fakes import (
     FakeClock,
     FakeRunner,
@@ -34,11 +35,11 @@ def _search(tmp_path: Path, validation: str, budget: str = "120s",  # type: igno
     )
 
 
-@pytest.mark.parametrize("validation", ["holdout", "cv:4/2"])
-def test_baselines_are_scored_once_on_the_same_protocol_and_charged(
-    tmp_path: Path, validation: str
+@pytest.mark.parametrize(("validation", "compete"), [("holdout", False), ("cv:4/2", True)])
+def test_baselines_are_scored_once_on_the_same_protocol_charged_and_saved_to_compete(
+    tmp_path: Path, validation: str, compete: bool
 ) -> None:
-    result = _search(tmp_path, validation, compete=False)
+    result = _search(tmp_path, validation, compete=compete)
     baselines = result.baselines
     assert [b.plan.baseline for b in baselines] == ["strong", "weak"]  # best first
     task = FakeTask("fake-1d")
@@ -65,45 +66,42 @@ def test_baselines_are_scored_once_on_the_same_protocol_and_charged(
     assert study.user_attrs["device_seconds_spent"] == pytest.approx(spent)
     numbers = {b.number for b in baselines}
     assert not any(r.plan.promoted_from in numbers for r in records)
-    assert result.decision is None or result.decision.winner not in numbers
-    assert all(w.plan.stage == Stage.FULL for w in result.winners)
     table = winners_table(result)
-    assert "baseline: strong" in table and "reference, not served" in table
-
-    assert all(b.result.model_dir is None and not b.servable for b in baselines)
-    again = _search(tmp_path, validation, compete=False)  # a resume does not fit them again
+    assert "baseline: strong" in table
+    if compete:
+        _check_competing(tmp_path, result, task)
+    else:  # references only: not saved, never the winner
+        assert all(b.result.model_dir is None and not b.servable for b in baselines)
+        assert result.decision is None or result.decision.winner not in numbers
+        assert all(w.plan.stage == Stage.FULL for w in result.winners)
+        assert "reference, not served" in table
+    again = _search(tmp_path, validation, compete=compete)  # a resume does not fit them again
     assert [b.number for b in again.baselines] == [b.number for b in baselines]
 
 
-@pytest.mark.parametrize("validation", ["holdout", "cv:4/2"])
-def test_competing_baselines_are_saved_and_one_that_beats_the_default_is_served(
-    tmp_path: Path, validation: str
-) -> None:
-    import json
-
-    result = _search(tmp_path, validation)
-    task = FakeTask("fake-1d")
+def _check_competing(tmp_path: Path, result: SearchResult, task: FakeTask) -> None:
+    """Saved under cross-validation as a bag of fold folders; the strong one, validated above
+    the default, is the incumbent, served unless a challenger beats it beyond noise."""
     strong, weak = result.baselines
-    for b in (strong, weak):  # a model folder of the part it was fitted on, or a bag of folds
+    for b in (strong, weak):
         folder = Path(b.result.model_dir or "")
         assert b.servable and folder == tmp_path / "fake-1d" / "winners" / f"trial-{b.number}"
-        if validation == "holdout":
-            assert json.loads((folder / "meta.json").read_text())["rows"] == len(task.train)
-        else:
-            assert json.loads((folder / "bag.json").read_text())["members"] == 4
-            rows = [json.loads((folder / "members" / str(i) / "meta.json").read_text())["rows"]
-                    for i in range(4)]
-            assert sum(rows) == 3 * task.size  # each fold model trained on the other 3 folds
+        assert json.loads((folder / "bag.json").read_text())["members"] == 4
+        rows = [json.loads((folder / "members" / str(i) / "meta.json").read_text())["rows"]
+                for i in range(4)]
+        assert sum(rows) == 3 * task.size  # each fold model trained on the other 3 folds
     decision = result.decision
-    assert decision is not None and decision.incumbent is not None
+    assert decision is not None and decision.default is not None
+    default = next(r for r in result.records if r.number == decision.default)
+    assert strong.val_score > default.val_score  # so the strong baseline is the incumbent
+    assert decision.incumbent == strong.number
     verdicts = {c.trial: c for c in decision.comparisons}
-    assert verdicts[strong.number].beats and not verdicts[weak.number].beats
-    # the winner: of the challengers beating the default, the one ahead by most
-    assert decision.winner == max((c for c in decision.comparisons if c.beats),
-                                  key=lambda c: c.difference).trial
+    assert not verdicts[weak.number].beats and not verdicts[default.number].beats
+    beating = [c for c in decision.comparisons if c.beats]
+    assert decision.winner == (max(beating, key=lambda c: c.difference).trial if beating
+                               else strong.number)
     assert result.winners[0].number == decision.winner
-    table = winners_table(result)
-    assert "baseline: strong" in table and "reference, not served" not in table
+    assert "reference, not served" not in winners_table(result)
 
 
 def test_no_baselines_when_asked(tmp_path: Path) -> None:

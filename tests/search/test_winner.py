@@ -76,6 +76,38 @@ def test_a_challenger_better_beyond_noise_wins_and_one_within_noise_does_not() -
     assert alone is not None and alone.winner == 0  # the higher validation score is not enough
 
 
+def _baseline(number: int, score: float) -> TrialRecord:
+    return TrialRecord(number=number, state=TrialState.COMPLETE, params={}, distributions={},
+                       values=(score, 0.0), started=None,
+                       plan=TrialPlan(Stage.BASELINE, baseline="minirocket"),
+                       result=TrialResult(model_dir=f"winners/trial-{number}"))
+
+
+def test_a_baseline_validated_above_the_default_is_the_incumbent_challengers_must_beat() -> None:
+    y = TASK.development.y
+    rows = np.arange(len(y))
+    stored = {0: StoredPredictions(_right_on(24, y), rows),   # the default: 60% right
+              1: StoredPredictions(_right_on(28, y), rows),   # a baseline: 70%, just above
+              2: StoredPredictions(_right_on(29, y), rows),   # a challenger: one sample more
+              3: StoredPredictions(_right_on(40, y), rows),   # a challenger: all right
+              4: StoredPredictions(_right_on(24, y[::-1])[::-1], rows)}  # 60%, other samples
+    default, baseline = _full(0, 0.6, default=True), _baseline(1, 0.7)
+    decision = decide_winner([default, baseline, _full(2, 0.725)], lambda r: stored[r.number],
+                             TASK)
+    # no bootstrap between the two fixed beforehand: the higher validation score holds
+    assert decision is not None and (decision.incumbent, decision.default) == (1, 0)
+    assert decision.winner == 1 and {c.trial for c in decision.comparisons} == {0, 2}
+    assert all(c.incumbent == 1 and not c.beats for c in decision.comparisons)
+    assert "a reference baseline validated above the engine default" in decision.reason(1)
+    beaten = decide_winner([default, baseline, _full(3, 1.0)], lambda r: stored[r.number], TASK)
+    assert beaten is not None and beaten.winner == 3
+    assert "beats the incumbent" in beaten.reason(3)
+    # a tie goes to the default, which then stays the winner
+    tie = decide_winner([default, _baseline(4, 0.6)], lambda r: stored[r.number], TASK)
+    assert tie is not None and tie.incumbent == tie.winner == 0
+    assert "incumbent: the engine default" in tie.reason(0)
+
+
 def test_out_of_fold_rows_are_matched_and_hold_out_uses_the_validation_split() -> None:
     y = TASK.development.y
     order = np.random.default_rng(0).permutation(len(y))  # the challenger stored rows shuffled
@@ -176,11 +208,16 @@ def test_ensembles_with_and_without_the_baselines_are_saved_and_compete(
     decision = result.decision
     assert decision is not None
     baseline = next(r for r in result.records if r.plan.stage == Stage.BASELINE)
-    assert {own.number, mixed.number, baseline.number} <= {c.trial for c in decision.comparisons}
-    # the measurement among the search's own models: the same incumbent, and neither the
-    # baseline nor the ensemble that uses it among the compared challengers
+    default = next(r for r in full if r.plan.engine_default)
+    assert decision.default == default.number
+    # the strong baseline validated above the default: it is the incumbent the others face
+    assert baseline.val_score > default.val_score and decision.incumbent == baseline.number
+    compared = {c.trial for c in decision.comparisons}
+    assert compared == {r.number for r in result.records if r.servable} - {baseline.number}
+    # the measurement among the search's own models: the default is the incumbent, and
+    # neither the baseline nor the ensemble that uses it is among the compared challengers
     measured = handle.study.user_attrs["winner_without_baselines"]
     compared = {c["trial"] for c in measured["comparisons"]}
     assert own.number in compared and not {baseline.number, mixed.number} & compared
     assert measured["winner"] not in (baseline.number, mixed.number)
-    assert measured["incumbent"] == decision.incumbent
+    assert measured["incumbent"] == measured["default"] == default.number
