@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +216,16 @@ def split_winners(found: dict[str, Any]) -> tuple[float | None, float | None]:
     if found.get("baselines_compete"):
         return found.get("own_test"), found["test"]
     return found["test"], found.get("baselines_test")
+
+
+def logged_searches(logs: Sequence[Path], wanted: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(key, result) of each search logged in `logs` (search_runs.jsonl files) whose key has
+    the `wanted` values, in log order (a killed run's broken last line is skipped)."""
+    for path in logs:
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if all(entry["key"].get(k) == v for k, v in wanted.items()):
+                yield entry["key"], entry["result"]

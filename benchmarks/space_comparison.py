@@ -15,13 +15,12 @@ run: it only reads logs, so it is as reproducible as the runs it reads.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from _report import OUT_DIR, paired_difference, summary, write_report
-from _searching import split_winners
+from _searching import logged_searches, split_winners
 
 #: The runs that are comparable: the quality benchmark's own search settings.
 SETTINGS = {"run": "search", "workers": 2, "sampler": "tpe", "pruning": "all"}
@@ -32,17 +31,10 @@ def read_runs(logs: list[Path], budget: str, validation: str) -> dict[str, dict[
     logged twice (a log copied into another folder) counts once, the later one."""
     wanted = {**SETTINGS, "budget": budget, "validation": validation}
     runs: dict[str, dict[tuple[str, int], dict[str, Any]]] = defaultdict(dict)
-    for path in logs:
-        for line in path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:  # the last line of a killed run
-                continue
-            key, result = entry["key"], entry["result"]
-            # a space is judged by the search's own models, whether or not baselines competed
-            result = {**result, "test": split_winners(result)[0]}
-            if any(key.get(k) != v for k, v in wanted.items()) or result["test"] is None:
-                continue
+    for key, result in logged_searches(logs, wanted):
+        # a space is judged by the search's own models, whether or not baselines competed
+        result = {**result, "test": split_winners(result)[0]}
+        if result["test"] is not None:
             runs[key["space"]][(key["task"], int(key["seed"]))] = result
     return dict(runs)
 
