@@ -33,8 +33,9 @@ each trial samples a backbone, an embedder, an alignment metric and fine-tuning
 hyperparameters from a search space, runs a SHORT align-then-refine cycle, and is pruned
 early when its alignment loss (or validation score) says it will not win. The top-K
 configurations are then trained with the FULL schedule, tested once, and saved as model
-folders that orca-predict uses. Optuna keeps every trial in a database, so running the
-same command again resumes the study."""
+folders that orca-predict uses, beside the field's classical method and 1-NN, which are
+saved too and compete for the winner. Optuna keeps every trial in a database, so running
+the same command again resumes the study."""
 
 EPILOG = """\
 examples:
@@ -115,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(greedy selection on their validation predictions) as a winner candidate")
     p.add_argument("--baselines-as-reference", action="store_true",
                    help="score the baselines as references only: not saved as models, never "
-                        "the winner nor in an ensemble (by default they compete: a baseline "
-                        "that beats the engine default beyond noise is the model served)")
+                        "the winner nor in an ensemble (by default they compete: saved as "
+                        "models, a baseline validated above the engine default is the "
+                        "incumbent the search's models must beat beyond noise)")
     p.add_argument("--refit", action="store_true",
                    help="under cross-validation, a promoted configuration also trains one model "
                         "on all training + validation data (its final checkpoint) and that model "
