@@ -169,8 +169,14 @@ def test_each_figure_draws_what_the_study_holds(study: str) -> None:
     served = facts.of_stage(Stage.FULL, Stage.ENSEMBLE)
     full = next(t for t in pareto.data if t.name == "full runs")
     assert sorted(full.y) == sorted(r.val_score for r in facts.of_stage(Stage.FULL))
-    star = next(t for t in pareto.data if str(t.name).startswith("winner"))
-    assert (star.x[0], star.y[0]) == (facts.winner.cost, facts.winner.val)
+    assert facts.winner is not None
+    winning = [a.text for a in pareto.layout.annotations if a.text.endswith("(winner)")]
+    if facts.winner.kind == "baseline":  # no cost to place a star at: its line says so
+        baseline = next(r for r in facts.records if r.number == facts.winner.trial).plan.baseline
+        assert winning == [f"{baseline} {facts.winner.val:.4f} (winner)"]
+    else:
+        star = next(t for t in pareto.data if str(t.name).startswith("winner"))
+        assert (star.x[0], star.y[0]) == (facts.winner.cost, facts.winner.val) and not winning
     front = next(t for t in pareto.data if str(t.name).startswith("Pareto"))
     assert len(front.x) == len(pareto_front(served))
     assert {a.text.split()[0] for a in pareto.layout.annotations} == {"strong", "weak"}
