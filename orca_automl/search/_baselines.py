@@ -8,15 +8,15 @@ test score (of its folds' averaged test predictions) and the device time it took
 the budget. It is fitted in the driver, once per study; a resume does not refit it. Its
 inference cost is not measured (recorded as 0). When baselines compete (the default) it is
 also saved as a model folder (a bag of its fold models under cross-validation, see
-`orca_automl.baselines.save_baseline`): the winner rule hands it to the user when it beats
-the engine default beyond noise by more than any other challenger, and the greedy ensemble may
-mix it with the fully trained configurations. Otherwise it is a reference only.
+`orca_automl.baselines.save_baseline`): one validated above the engine default is the winner
+rule's incumbent, any may win by beating the incumbent beyond noise, and the greedy ensemble
+may mix them with the fully trained configurations. Otherwise they are references only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tempfile
+import functools
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from orca_automl.config import Stage
 from orca_automl.search._folds import mean_evaluation
-from orca_automl.search._loop import PARTIAL_PREFIX
+from orca_automl.search._loop import save_trial_folder
 from orca_automl.search._records import RunLog, TrialPlan, TrialRecord, TrialResult, json_safe
 from orca_automl.search._storage import StoredPredictions, StudyHandle
 from orca_automl.search._validation import Validation
@@ -87,17 +87,10 @@ def score_baselines(
 
 def _save(saving: BaselineSaving, number: int, parts: list[tuple[Any, Any]], seed: int,
           result: TrialResult) -> Path:
-    """The baseline's model folder: its one fitted part, or the bag of its fold parts. Written
-    beside its place and renamed into it when whole, like a full run's."""
-    saving.winners_dir.mkdir(parents=True, exist_ok=True)
-    folder = saving.winners_dir / f"trial-{number}"
-    scores = {"val": json_safe(result.val), "test": json_safe(result.test)}
-    with tempfile.TemporaryDirectory(prefix=PARTIAL_PREFIX, dir=saving.winners_dir) as tmp:
-        members = [saving.save(fitted, part, seed, Path(tmp) / f"fold-{i}")
-                   for i, (part, fitted) in enumerate(parts)]
-        if len(members) == 1:
-            return members[0].rename(folder)
-        return saving.bag([(m, 1.0) for m in members], folder, scores)
+    """The baseline's model folder: its one fitted part, or the bag of its fold parts."""
+    writers = [functools.partial(saving.save, fitted, part, seed) for part, fitted in parts]
+    return save_trial_folder(saving.winners_dir, number, writers, saving.bag,
+                             {"val": json_safe(result.val), "test": json_safe(result.test)})
 
 
 def _fit_on_protocol(

@@ -25,6 +25,7 @@ a run killed at any point resumes from what the database says.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import shutil
 import statistics
@@ -139,6 +140,33 @@ def remove_partial(winners_dir: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+def without_baselines(records: Sequence[TrialRecord]) -> Callable[[TrialRecord], bool]:
+    """Whether a record of `records` is the search's own: neither a baseline nor an ensemble
+    with one among its members."""
+    baselines = {r.number for r in records if r.plan.stage == Stage.BASELINE}
+    return lambda r: r.plan.stage != Stage.BASELINE and not baselines & set(r.plan.members)
+
+
+def save_trial_folder(
+    winners_dir: Path, number: int, writers: Sequence[Callable[[Path], Path]],
+    bag: Callable[[Sequence[tuple[Path, float]], Path, dict[str, Any]], Path],
+    scores: dict[str, Any],
+) -> Path:
+    """Trial `number`'s saved model folder: what its one writer writes, or the bag (equal
+    weights, `scores`) of what its writers write, one per fold. Written beside its place and
+    renamed into it when whole, so a driver killed while saving leaves no half-written winner
+    (only a hidden temporary folder, see `remove_partial`)."""
+    folder = winners_dir / f"trial-{number}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    winners_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=PARTIAL_PREFIX, dir=winners_dir) as tmp:
+        members = [write(Path(tmp) / f"fold-{i}") for i, write in enumerate(writers)]
+        if len(members) == 1:
+            return members[0].rename(folder)
+        return bag([(m, 1.0) for m in members], folder, scores)
+
+
 class SearchLoop:
     """Runs one budget session of a study to the end.
 
@@ -203,28 +231,22 @@ class SearchLoop:
         self._promote(picks)
         competing = self.settings.baselines_compete and any(
             r.servable and r.plan.stage == Stage.BASELINE for r in self.records)
+        own_models = without_baselines(self.records)
         if self.settings.ensemble:
             self._ensemble(with_baselines=False)
             if competing:
                 self._ensemble(with_baselines=True)
         self.decision = decide_winner(self.records, self.handle.predictions, self.task,
                                       seed=self.settings.seed,
-                                      eligible=None if competing else self._without_baselines)
+                                      eligible=None if competing else own_models)
         if self.decision is not None:
             self.handle.set_attr(StudyKey.WINNER, json_safe(self.decision.to_attr()))
         if competing:  # a measurement: what the search's own models would have handed the user
             own = decide_winner(self.records, self.handle.predictions, self.task,
-                                seed=self.settings.seed, eligible=self._without_baselines)
+                                seed=self.settings.seed, eligible=own_models)
             if own is not None:
                 self.handle.set_attr(StudyKey.WINNER_WITHOUT_BASELINES, json_safe(own.to_attr()))
         return self.records
-
-    def _without_baselines(self, record: TrialRecord) -> bool:
-        """Neither a baseline nor an ensemble with one among its members."""
-        stages = {r.number: r.plan.stage for r in self.records}
-        members = record.plan.members if record.plan.stage == Stage.ENSEMBLE else ()
-        return record.plan.stage != Stage.BASELINE and all(
-            stages.get(m) != Stage.BASELINE for m in members)
 
     def _promotions(self, top_k: int) -> list[Promotion]:
         return select_promotions(self.records, top_k, self._full_runs)
@@ -443,22 +465,12 @@ class SearchLoop:
         self.callback.on_trial_end(record)
 
     def _save_winner(self, number: int, combined: CombinedRuns) -> Path:
-        """The trial's saved model folder: its model, or the bag of its fold models. Either is
-        written beside its place and renamed into it when whole, so a driver killed while saving
-        leaves no half-written winner (only a hidden temporary folder, see `remove_partial`)."""
-        folder = self.settings.winners_dir / f"trial-{number}"
-        if folder.exists():
-            shutil.rmtree(folder)
-        self.settings.winners_dir.mkdir(parents=True, exist_ok=True)
-        if len(combined.archives) == 1:
-            with tempfile.TemporaryDirectory(prefix=PARTIAL_PREFIX, dir=self.settings.winners_dir) as tmp:
-                return unpack_folder(combined.archives[0], Path(tmp) / "model").rename(folder)
-        with tempfile.TemporaryDirectory(prefix=PARTIAL_PREFIX, dir=self.settings.winners_dir) as tmp:
-            members = [unpack_folder(a, Path(tmp) / f"fold-{i}")
-                       for i, a in enumerate(combined.archives)]
-            result = combined.result
-            return self.save_ensemble([(m, 1.0) for m in members], folder,
-                                      {"val": json_safe(result.val), "test": json_safe(result.test)})
+        """The trial's saved model folder: its model, or the bag of its fold models."""
+        result = combined.result
+        return save_trial_folder(
+            self.settings.winners_dir, number,
+            [functools.partial(unpack_folder, archive) for archive in combined.archives],
+            self.save_ensemble, {"val": json_safe(result.val), "test": json_safe(result.test)})
 
     def _ensemble(self, with_baselines: bool) -> None:
         """Greedy ensemble selection over the fully trained configurations' validation
