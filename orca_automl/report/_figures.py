@@ -72,8 +72,12 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
 
 def _study_of(facts: StudyFacts, records: list[TrialRecord]) -> optuna.Study:
     """An in-memory two-objective study holding `records`' trials, for Optuna's plots."""
+    verbosity = optuna.logging.get_verbosity()  # quiet its "study created" line, then restore
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(directions=["maximize", "minimize"])
+    try:
+        study = optuna.create_study(directions=["maximize", "minimize"])
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([facts.metric, "GFLOPs per sample"])

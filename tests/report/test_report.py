@@ -195,6 +195,17 @@ def test_each_figure_draws_what_the_study_holds(study: str) -> None:
     assert importances.data[0].type == "bar" and len(importances.data[0].y) >= 2
 
 
+def test_drawing_the_figures_leaves_optunas_log_level_as_the_caller_set_it(study: str) -> None:
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        facts = read_study(study, "fake-1d")
+        assert not isinstance(FIGURES["importances"].build(facts), Missing)  # an Optuna study
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def test_legend_labels_name_a_local_model_folder_by_its_last_name_and_wrap() -> None:
     from orca_automl.config import OrcaConfig
     from orca_automl.report._figures import LEGEND_LINE, legend_label
