@@ -23,14 +23,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files holding integration tests run first (in their order otherwise): the worker
-    processes take one file at a time (`--dist loadfile`, in this order with
-    `--no-loadscope-reorder`), so the long files start early and the workers end together."""
-    slow = {item.path for item in items if item.get_closest_marker("integration")}
-    items.sort(key=lambda item: item.path not in slow)
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["ORCA_AUTOML_CACHE"] = str(tmp_path_factory.mktemp("orca-cache"))
