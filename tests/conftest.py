@@ -28,6 +28,17 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["ORCA_AUTOML_CACHE"] = str(tmp_path_factory.mktemp("orca-cache"))
 
 
+@pytest.fixture(scope="session")
+def minirocket_compiled() -> None:
+    """MiniRocket's numba kernels compiled and cached on disk (sktime caches them), for tests
+    whose short budget would otherwise pay the first compile of a fresh install (about 40 s
+    on 2 cores) inside the search instead of running trials; later processes load the cache."""
+    from sktime.transformations.panel.rocket import MiniRocketMultivariate
+
+    series = np.random.default_rng(0).normal(size=(8, 2, 32))
+    MiniRocketMultivariate(random_state=0).fit(series).transform(series)
+
+
 POSTGRES_ENV = "ORCA_AUTOML_TEST_POSTGRES"
 REQUIRE_POSTGRES_ENV = "ORCA_AUTOML_REQUIRE_POSTGRES"
 

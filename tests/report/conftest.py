@@ -120,7 +120,7 @@ class SearchedStudy:
 
 
 @pytest.fixture(scope="session")
-def searched_study(chromium: str, tiny_bert_dir: Path,
+def searched_study(chromium: str, tiny_bert_dir: Path, minirocket_compiled: None,
                    tmp_path_factory: pytest.TempPathFactory) -> SearchedStudy:
     """`orca-search` run for real (a subprocess, Ray, real training) on ItalyPowerDemand with a
     40 s budget: baselines, short trials, a promoted winner, then the report and the dashboard

@@ -141,7 +141,8 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_counts_nothing_twice(
 
 @pytest.mark.parametrize(("validation", "budget"), [("cv:3/2", "100s")])
 def test_the_real_cycle_through_ray_on_a_tiny_model(  # type: ignore[no-untyped-def]
-    tmp_path: Path, tiny_bert_dir: Path, toy_task, validation: str, budget: str
+    tmp_path: Path, tiny_bert_dir: Path, toy_task, validation: str, budget: str,
+    minirocket_compiled: None,
 ) -> None:
     """CycleRunner end to end: run_cycle per trial (per fold) in Ray workers, a promoted winner
     (a bag of fold models under cross-validation) saved through the tar round trip, tested
