@@ -33,10 +33,9 @@ def minirocket_compiled() -> None:
     """MiniRocket's numba kernels compiled and cached on disk (sktime caches them), for tests
     whose short budget would otherwise pay the first compile of a fresh install (about 40 s
     on 2 cores) inside the search instead of running trials; later processes load the cache."""
-    from sktime.transformations.panel.rocket import MiniRocketMultivariate
+    from orca_automl.baselines import fit_baseline
 
-    series = np.random.default_rng(0).normal(size=(8, 2, 32))
-    MiniRocketMultivariate(random_state=0).fit(series).transform(series)
+    fit_baseline("minirocket", make_task(n=16), 0)
 
 
 POSTGRES_ENV = "ORCA_AUTOML_TEST_POSTGRES"

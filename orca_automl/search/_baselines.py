@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 from orca_automl.config import Stage
 from orca_automl.search._folds import mean_evaluation
 from orca_automl.search._loop import save_trial_folder
-from orca_automl.search._records import RunLog, TrialPlan, TrialRecord, TrialResult, json_safe
+from orca_automl.search._records import RunLog, TrialPlan, TrialRecord, TrialResult
 from orca_automl.search._storage import StoredPredictions, StudyHandle
 from orca_automl.search._validation import Validation
 
@@ -89,8 +89,7 @@ def _save(saving: BaselineSaving, number: int, parts: list[tuple[Any, Any]], see
           result: TrialResult) -> Path:
     """The baseline's model folder: its one fitted part, or the bag of its fold parts."""
     writers = [functools.partial(saving.save, fitted, part, seed) for part, fitted in parts]
-    return save_trial_folder(saving.winners_dir, number, writers, saving.bag,
-                             {"val": json_safe(result.val), "test": json_safe(result.test)})
+    return save_trial_folder(saving.winners_dir, number, writers, saving.bag, result)
 
 
 def _fit_on_protocol(

@@ -150,10 +150,10 @@ def without_baselines(records: Sequence[TrialRecord]) -> Callable[[TrialRecord],
 def save_trial_folder(
     winners_dir: Path, number: int, writers: Sequence[Callable[[Path], Path]],
     bag: Callable[[Sequence[tuple[Path, float]], Path, dict[str, Any]], Path],
-    scores: dict[str, Any],
+    result: TrialResult,
 ) -> Path:
     """Trial `number`'s saved model folder: what its one writer writes, or the bag (equal
-    weights, `scores`) of what its writers write, one per fold. Written beside its place and
+    weights, `result`'s scores) of what its writers write, one per fold. Written beside its place and
     renamed into it when whole, so a driver killed while saving leaves no half-written winner
     (only a hidden temporary folder, see `remove_partial`)."""
     folder = winners_dir / f"trial-{number}"
@@ -164,7 +164,8 @@ def save_trial_folder(
         members = [write(Path(tmp) / f"fold-{i}") for i, write in enumerate(writers)]
         if len(members) == 1:
             return members[0].rename(folder)
-        return bag([(m, 1.0) for m in members], folder, scores)
+        return bag([(m, 1.0) for m in members], folder,
+                   {"val": json_safe(result.val), "test": json_safe(result.test)})
 
 
 class SearchLoop:
@@ -466,11 +467,10 @@ class SearchLoop:
 
     def _save_winner(self, number: int, combined: CombinedRuns) -> Path:
         """The trial's saved model folder: its model, or the bag of its fold models."""
-        result = combined.result
         return save_trial_folder(
             self.settings.winners_dir, number,
             [functools.partial(unpack_folder, archive) for archive in combined.archives],
-            self.save_ensemble, {"val": json_safe(result.val), "test": json_safe(result.test)})
+            self.save_ensemble, combined.result)
 
     def _ensemble(self, with_baselines: bool) -> None:
         """Greedy ensemble selection over the fully trained configurations' validation
