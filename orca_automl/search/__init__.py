@@ -97,7 +97,13 @@ from orca_automl.search._storage import (
 )
 from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
 from orca_automl.search._validation import Validation, parse_validation
-from orca_automl.search._winner import Comparison, WinnerDecision, decide_winner, paired_bootstrap
+from orca_automl.search._winner import (
+    Comparison,
+    WinnerDecision,
+    baseline_leads,
+    decide_winner,
+    paired_bootstrap,
+)
 
 __all__ = [
     "PRUNING_MODES",
@@ -154,6 +160,7 @@ __all__ = [
     "WinnerDecision",
     "alignment_group",
     "available_spaces",
+    "baseline_leads",
     "begin_session",
     "check_resources",
     "check_resumable",

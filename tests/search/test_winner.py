@@ -19,6 +19,7 @@ from orca_automl.search import (
     TrialPlan,
     TrialRecord,
     TrialResult,
+    baseline_leads,
     decide_winner,
     on_rows,
     paired_bootstrap,
@@ -98,14 +99,26 @@ def test_a_baseline_validated_above_the_default_is_the_incumbent_challengers_mus
     assert decision is not None and (decision.incumbent, decision.default) == (1, 0)
     assert decision.winner == 1 and {c.trial for c in decision.comparisons} == {0, 2}
     assert all(c.incumbent == 1 and not c.beats for c in decision.comparisons)
-    assert "a reference baseline validated above the engine default" in decision.reason(1)
+    assert "a reference baseline validated at least as high as the engine default" in (
+        decision.reason(1))
     beaten = decide_winner([default, baseline, _full(3, 1.0)], lambda r: stored[r.number], TASK)
     assert beaten is not None and beaten.winner == 3
     assert "beats the incumbent" in beaten.reason(3)
-    # a tie goes to the default, which then stays the winner
+    # an exact tie goes to the baseline (the field's method), which then stays the winner: the
+    # default, right on other samples, does not beat it beyond noise
     tie = decide_winner([default, _baseline(4, 0.6)], lambda r: stored[r.number], TASK)
-    assert tie is not None and tie.incumbent == tie.winner == 0
-    assert "incumbent: the engine default" in tie.reason(0)
+    assert tie is not None and (tie.incumbent, tie.winner, tie.default) == (4, 4, 0)
+    assert [(c.trial, c.beats) for c in tie.comparisons] == [(0, False)]
+    assert "a reference baseline" in tie.reason(4) and "(winner)" in tie.reason(4)
+    # one validated below the default leaves it the incumbent
+    below = decide_winner([default, _baseline(4, 0.575)], lambda r: stored[r.number], TASK)
+    assert below is not None and below.incumbent == below.winner == 0
+    assert "incumbent: the engine default" in below.reason(0)
+
+
+def test_a_baseline_takes_the_incumbency_at_an_equal_or_higher_validation_score() -> None:
+    assert baseline_leads(0.98, 0.96) and baseline_leads(1.0, 1.0)
+    assert not baseline_leads(0.975, 1.0)
 
 
 def test_out_of_fold_rows_are_matched_and_hold_out_uses_the_validation_split() -> None:
