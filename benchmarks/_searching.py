@@ -203,6 +203,10 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
             # per fully trained configuration: (short validation score, full val, full test),
             # for the rank correlation between short-trial scores and full-schedule test scores
             "full_runs": full_runs(run),
+            # per competing baseline: (validation score, test score), to rescore the incumbent
+            "baselines": {r.plan.baseline: [r.val_score, None if r.result.test is None
+                                            else r.result.test.value]
+                          for r in run.records if r.plan.stage == Stage.BASELINE},
         }
 
     return log.run(key, compute)
