@@ -109,8 +109,8 @@ def main() -> None:
                "models under cross-validation), its validation score over the folds and its test "
                "score. The classical method refitted on the same folds, as the search scores it "
                "(a bag of fold models). 'incumbent picked': the higher validation score, an exact "
-               "tie to the classical method. This measures the incumbent alone: a search's other challengers must "
-               "still beat it beyond noise to be served."),
+               "tie to the classical method. This measures the incumbent alone: a search's other "
+               "challengers must still beat it beyond noise to be served."),
         out_dir=args.out)
 
 

@@ -16,14 +16,16 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-# uv installs the same packages as pip about 6x faster (torch's 5.5 GB unpacked in parallel);
-# it is told pip's own configuration (indexes, find-links, constraints, CA file), so both
-# resolve from the same places. Without uv (or when it fails), pip does the install.
-if .venv/bin/python -m pip install -q uv >.venv/pip-install.log 2>&1 \
+# uv installs the same packages as pip several times faster (torch's 5.5 GB unpacked in
+# parallel); it is told pip's own configuration (indexes, find-links, constraints, CA file),
+# so both resolve from the same places, and compiles the bytecode as pip does (where
+# PYTHONDONTWRITEBYTECODE is set, nothing else would: every process would parse torch again). Without uv (or when it fails: .venv/uv-install.log says why),
+# pip does the install.
+if .venv/bin/python -m pip install -q uv >.venv/uv-install.log 2>&1 \
    && uv_args=$(.venv/bin/python scripts/uv_args.py) \
    && eval "$uv_args" \
-   && .venv/bin/uv pip install -q --python .venv/bin/python "${UV_ARGS[@]}" \
-        -c constraints.txt -e ".[dev]" >.venv/pip-install.log 2>&1; then
+   && .venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python "${UV_ARGS[@]}" \
+        -c constraints.txt -e ".[dev]" >>.venv/uv-install.log 2>&1; then
   :
 elif ! .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" >.venv/pip-install.log 2>&1; then
   grep -v "^WARNING: Location" .venv/pip-install.log >&2

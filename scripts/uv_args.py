@@ -1,7 +1,7 @@
 """Print a bash array assignment, UV_ARGS=(...), that gives `uv pip install` the package
 sources pip is configured with here (pip.conf files and PIP_* variables, as `pip config list`
-shows them): index URLs, find-links, constraint files, the CA bundle and the timeout. uv reads none of
-pip's configuration itself; without these it would resolve from other places than pip does.
+shows them): index URLs, find-links, constraint files, the CA bundle and the timeout. uv reads
+none of pip's configuration itself; without these it would resolve from other places than pip.
 """
 
 from __future__ import annotations

@@ -4,16 +4,14 @@ competing reference baseline validated at least as high) stays the winner unless
 of the validation samples.
 
 On small data the best of many noisy validation scores is a winner's curse: a challenger
-that scores higher than the default on 10 samples usually is not better. So the search starts
-from an incumbent, the full run of the engine's default configuration (what `orca-train`
-does) or, when baselines compete and one validates at least as high, that baseline (the
-field's own method, what the user would run without orca-automl), and replaces it only by a
-challenger
-whose advantage survives a paired bootstrap
-over the validation samples both were predicted on (out-of-fold predictions under
-cross-validation, the hold-out split otherwise): the lower end of a one-sided confidence
-interval of the score difference must lie above zero. The evidence of every comparison is
-stored on the study.
+that scores higher than the default on 10 samples usually is not better. So the search
+starts from an incumbent, the full run of the engine's default configuration (what
+`orca-train` does) or, when baselines compete and one validates at least as high, that baseline
+(the field's own method, what the user would run without orca-automl), and replaces it only
+by a challenger whose advantage survives a paired bootstrap over the validation samples both
+were predicted on (out-of-fold predictions under cross-validation, the hold-out split
+otherwise): the lower end of a one-sided confidence interval of the score difference must
+lie above zero. The evidence of every comparison is stored on the study.
 """
 
 from __future__ import annotations
@@ -33,8 +31,7 @@ RULE_TEXT = (
     "baseline whose validation score is at least as high, stays the winner unless a challenger "
     "(another full run, an ensemble, or a baseline) beats its validation score beyond noise: a "
     "paired bootstrap over the samples both were predicted on, whose one-sided lower confidence "
-    "bound "
-    "of the score difference is above 0"
+    "bound of the score difference is above 0"
 )
 
 
