@@ -115,6 +115,11 @@ def rank_correlation(run: SearchResult) -> tuple[float | None, int, str]:
     return (rho if math.isfinite(rho) else None), len(pairs), group
 
 
+def value_on_test(record: TrialRecord | None) -> float | None:
+    """A trial's test score in the task's metric, None without one."""
+    return None if record is None or record.result.test is None else record.result.test.value
+
+
 def _without_baselines(run: SearchResult) -> TrialRecord | None:
     """The trial the winner rule picks among the search's own models (no baseline, no
     ensemble with one): the study's measurement, made when baselines competed."""
@@ -145,7 +150,7 @@ def full_runs(run: SearchResult) -> list[tuple[float | None, float | None, float
             continue
         source = by_number.get(r.plan.promoted_from) if r.plan.promoted_from is not None else None
         pairs.append((None if source is None else source.val_score, r.val_score,
-                      None if r.result.test is None else r.result.test.value))
+                      value_on_test(r)))
     return pairs
 
 
@@ -176,8 +181,7 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
         rho, n, group = rank_correlation(run)
         return {
             "val": None if winner is None else winner.val_score,
-            "test": None if winner is None or winner.result.test is None
-            else winner.result.test.value,
+            "test": value_on_test(winner),
             "config": "-" if winner is None else describe(winner),
             "short": count(run, Stage.SHORT),
             "short_complete": count(run, Stage.SHORT, TrialState.COMPLETE),
@@ -185,8 +189,7 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
             "pruned_median": by_median,
             "pruned_folds": by_folds,
             "winner_is_default": winner is not None and winner.plan.engine_default,
-            "default_test": None if default is None or default.result.test is None
-            else default.result.test.value,
+            "default_test": value_on_test(default),
             "full": count(run, Stage.FULL),
             "full_complete": count(run, Stage.FULL, TrialState.COMPLETE),
             "device_s": sum(r.result.device_seconds for r in run.records),
@@ -197,15 +200,13 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
             # baselines compete: the winner (and "test") may be one; runs logged before this
             # key served the search's own models only, and measured "baselines_test" apart
             "baselines_compete": True,
-            "own_test": None if own is None or own.result.test is None
-            else own.result.test.value,
+            "own_test": value_on_test(own),
             "own_winner": None if own is None else describe(own),
             # per fully trained configuration: (short validation score, full val, full test),
             # for the rank correlation between short-trial scores and full-schedule test scores
             "full_runs": full_runs(run),
             # per competing baseline: (validation score, test score), to rescore the incumbent
-            "baselines": {r.plan.baseline: [r.val_score, None if r.result.test is None
-                                            else r.result.test.value]
+            "baselines": {r.plan.baseline: [r.val_score, value_on_test(r)]
                           for r in run.records if r.plan.stage == Stage.BASELINE},
         }
 
