@@ -100,7 +100,6 @@ from orca_automl.search._validation import Validation, parse_validation
 from orca_automl.search._winner import (
     Comparison,
     WinnerDecision,
-    baseline_leads,
     decide_winner,
     paired_bootstrap,
 )
@@ -160,7 +159,6 @@ __all__ = [
     "WinnerDecision",
     "alignment_group",
     "available_spaces",
-    "baseline_leads",
     "begin_session",
     "check_resources",
     "check_resumable",

@@ -45,7 +45,7 @@ from orca_automl.errors import OrcaInputError
 from orca_automl.search._budget import BudgetLedger
 from orca_automl.search._callbacks import SearchCallback, Snapshot
 from orca_automl.search._driver_lock import DriverLock, NoLock
-from orca_automl.search._ensemble import greedy_weights
+from orca_automl.search._ensemble import cross_fitted, greedy_weights
 from orca_automl.search._executor import Executor
 from orca_automl.search._folds import CombinedRuns, combine_runs
 from orca_automl.search._promotion import Promotion, select_promotions
@@ -496,7 +496,9 @@ class SearchLoop:
         if len(chosen) < 2 or any(r.plan.stage == Stage.ENSEMBLE and r.plan.members == members
                                   for r in self.records):
             return
-        val = sum(w * p.val for _, p, w in chosen)
+        val = cross_fitted([p.val for _, p in usable], y,
+                           lambda target, blend: float(self.task.score(target, blend).score),
+                           seed=self.settings.seed)
         test = sum(w * p.test for _, p, w in chosen if p.test is not None)
         trial = self.handle.create(TrialPlan(
             Stage.ENSEMBLE, self.settings.session, members=members,
@@ -505,8 +507,8 @@ class SearchLoop:
             val=self.task.score(y, val), cost=math.fsum(r.cost or 0.0 for r, _, _ in chosen),
             test=self.task.score(self.task.test.y, test),
             notes=("greedy ensemble selection (25 rounds, with replacement) on the members' "
-                   "validation predictions; its validation score is measured where its weights "
-                   "were chosen",),
+                   "validation predictions; its validation predictions are cross-fitted: each "
+                   "fifth of the rows blended with weights chosen on the other four",),
             predictions_artifact=self.handle.upload_predictions(
                 trial, StoredPredictions(np.asarray(val), rows, np.asarray(test))),
         )
