@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines-as-reference", action="store_true",
                    help="score the baselines as references only: not saved as models, never "
                         "the winner nor in an ensemble (by default they compete: saved as "
-                        "models, a baseline validated at least as high as the engine "
-                        "default is the incumbent the search's models must beat beyond noise)")
+                        "models, the best validated baseline is the incumbent the engine default "
+                        "and the search's models must beat beyond noise)")
     p.add_argument("--refit", action="store_true",
                    help="under cross-validation, a promoted configuration also trains one model "
                         "on all training + validation data (its final checkpoint) and that model "

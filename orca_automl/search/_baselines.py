@@ -8,10 +8,10 @@ test score (of its folds' averaged test predictions) and the device time it took
 the budget. It is fitted in the driver, once per study; a resume does not refit it. Its
 inference cost is not measured (recorded as 0). When baselines compete (the default) it is
 also saved as a model folder (a bag of its fold models under cross-validation, see
-`orca_automl.baselines.save_baseline`): one validated at least as high as the engine default
-is the winner rule's incumbent, any may win by beating the incumbent beyond noise, and the
-greedy ensemble may mix them with the fully trained configurations. Otherwise they are
-references only.
+`orca_automl.baselines.save_baseline`): the best validated one is the winner rule's incumbent
+(the engine default replaces it only by beating it beyond noise), any may win by beating the
+incumbent beyond noise, and the greedy ensemble may mix them with the fully trained
+configurations. Otherwise they are references only.
 """
 
 from __future__ import annotations
