@@ -19,8 +19,8 @@ fi
 # uv installs the same packages as pip several times faster (torch's 5.5 GB unpacked in
 # parallel); it is told pip's own configuration (indexes, find-links, constraints, CA file),
 # so both resolve from the same places, and compiles the bytecode as pip does (where
-# PYTHONDONTWRITEBYTECODE is set, nothing else would: every process would parse torch again). Without uv (or when it fails: .venv/uv-install.log says why),
-# pip does the install.
+# PYTHONDONTWRITEBYTECODE is set, nothing else would: every process would parse torch
+# again). Without uv (or when it fails: .venv/uv-install.log says why), pip does the install.
 if .venv/bin/python -m pip install -q uv >.venv/uv-install.log 2>&1 \
    && uv_args=$(.venv/bin/python scripts/uv_args.py) \
    && eval "$uv_args" \

@@ -144,9 +144,17 @@ def decide_winner(
                    None)
     if default is None:
         return WinnerDecision(full[0].number, None, confidence, ())
+    loaded: dict[int, StoredPredictions | None] = {}
+
+    def stored(record: TrialRecord) -> StoredPredictions | None:
+        """`predictions`, read from the artifact store once per trial."""
+        if record.number not in loaded:
+            loaded[record.number] = predictions(record)
+        return loaded[record.number]
+
     first = _incumbent(default, full)
     incumbent, comparisons = first, []
-    duel = None if first is default else _comparison(default, first, predictions, task,
+    duel = None if first is default else _comparison(default, first, stored, task,
                                                     confidence, rounds, seed)
     if duel is not None:
         comparisons.append(duel)
@@ -155,7 +163,7 @@ def decide_winner(
     for challenger in full:
         if challenger is incumbent or (duel is not None and challenger is default):
             continue
-        found = _comparison(challenger, incumbent, predictions, task, confidence, rounds, seed)
+        found = _comparison(challenger, incumbent, stored, task, confidence, rounds, seed)
         if found is not None:
             comparisons.append(found)
     winners = [c for c in comparisons if c.beats and c.incumbent == incumbent.number]
