@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "off: run every short trial to the end. The alignment evidence is "
                         "recorded in every mode, e.g. --pruning off")
     p.add_argument("--validation", default="auto", metavar="auto|holdout|cv:K[/S]",
-                   help="how configurations are scored: auto (default: cv:5 below 500 "
+                   help="how configurations are scored: auto (default: cv:5 below 2000 "
                         "training + validation samples, else holdout), holdout (the task's "
                         "validation split), or cv:K (K-fold cross-validation of training + "
                         "validation data; short trials run S of the folds, 2 unless given as "

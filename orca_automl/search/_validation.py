@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError
 
-#: `auto` cross-validates development sets below this many samples (hold-out above).
-AUTO_CV_BELOW = 500
+#: `auto` cross-validates development sets below this many samples (hold-out above). A
+#: hold-out split of a fifth of 2000 samples scores an accuracy near 0.99 within about
+#: +-0.005 (one standard error), as wide as the gaps between the models it must choose from;
+#: five folds score every development sample, and the bag of fold models learns from all.
+AUTO_CV_BELOW = 2000
 #: Folds of `auto`, and how many of them a short trial runs.
 AUTO_FOLDS = 5
 SHORT_FOLDS = 2
