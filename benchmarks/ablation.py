@@ -44,6 +44,7 @@ from orca_automl.baselines import fit_baseline
 from orca_automl.config import OrcaConfig, Stage
 from orca_automl.cycle import evaluate, run_cycle
 from orca_automl.search import (
+    AUTO_CV_BELOW,
     CycleRunner,
     TrialRequest,
     Validation,
@@ -186,7 +187,7 @@ def winner_forms(args: argparse.Namespace) -> None:
             "too, to score it). train split: one model trained on the training split alone "
             "with the checkpoint chosen on the validation split (`orca-train`). GFLOPs: "
             "inference cost per sample (a bag runs all K models). A task the protocol holds "
-            "out (digits under auto: over 500 samples) has no bag and is skipped. Every run "
+            f"out (under auto: {AUTO_CV_BELOW} samples or more) has no bag and is skipped. Every run "
             "is logged in winner_form_runs.jsonl beside this table; --resume reuses them.")
 
 

@@ -29,6 +29,7 @@ from _searching import SMOKE_OVERRIDES, logged_search, smoke_space, split_winner
 from orca_automl.baselines import BASELINES, field_baselines, fit_baseline
 from orca_automl.config import OrcaConfig
 from orca_automl.cycle import evaluate, run_cycle
+from orca_automl.search import AUTO_CV_BELOW
 from orca_automl.tasks import Task, load_task, metric_for
 
 #: The tasks of the table and the kind of data each stands for.
@@ -188,8 +189,8 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace, neural_seeds
         notes=f"Seeds: {args.seeds} (search and ORCA variants on seeds {neural_seeds}; each seed "
         "re-draws the validation split and every initialisation; test sets are fixed). orca-search: "
         f"{'a tiny smoke' if args.smoke else (args.search_space or 'cpu-small')} space, {args.workers} workers, TPE sampler, all pruning rules, "
-        "validation protocols as in the columns (auto: 5-fold cross-validation below 500 "
-        "training + validation samples, short trials on 2 folds, winners are bags of 5 fold "
+        "validation protocols as in the columns (auto: 5-fold cross-validation below "
+        f"{AUTO_CV_BELOW} training + validation samples, short trials on 2 folds, winners are bags of 5 fold "
         "models; holdout: the validation split), the field's baselines scored in each study on "
         "the budget; the engine's default is promoted first; the incumbent, the best validated "
         "baseline where baselines compete (the default replaces it only by beating it beyond "

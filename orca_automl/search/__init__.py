@@ -96,7 +96,7 @@ from orca_automl.search._storage import (
     study_folder,
 )
 from orca_automl.search._toolkit import Toolkit, cycle_toolkit, engine_choices
-from orca_automl.search._validation import Validation, parse_validation
+from orca_automl.search._validation import AUTO_CV_BELOW, Validation, parse_validation
 from orca_automl.search._winner import (
     Comparison,
     WinnerDecision,
@@ -105,6 +105,7 @@ from orca_automl.search._winner import (
 )
 
 __all__ = [
+    "AUTO_CV_BELOW",
     "PRUNING_MODES",
     "SAMPLERS",
     "AlignLossPruner",

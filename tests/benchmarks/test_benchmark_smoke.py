@@ -70,9 +70,8 @@ TRIAL_PROFILE_COLUMNS = [
                      id="distance_speed"),
         pytest.param("ablation", ["--tasks", "gunpoint", "--seeds", "0"], "ablation",
                      ABLATION_COLUMNS, 1, id="ablation"),
-        # digits is held out under `auto` (over 500 samples): skipped, not a row
-        pytest.param("ablation", ["--winner-forms", "--tasks", "gunpoint", "digits", "--seeds",
-                                  "0"], "winner_form", WINNER_FORM_COLUMNS, 1, id="winner_form"),
+        pytest.param("ablation", ["--winner-forms", "--tasks", "gunpoint", "--seeds", "0"],
+                     "winner_form", WINNER_FORM_COLUMNS, 1, id="winner_form"),
         pytest.param("ablation", ["--options", "--tasks", "gunpoint", "--seeds", "0",
                                   "--stage", "short", "--only", "scope: LoRA r8", "augment 0.5"],
                      "ablation_options", OPTIONS_COLUMNS, 3, id="ablation_options"),
