@@ -57,6 +57,10 @@ def test_validation_specs() -> None:
     assert parse_validation("cv:4/3", 40, 0).folds_of(Stage.FULL) == (0, 1, 2, 3)
     assert parse_validation("auto", 40, 0) == Validation(5, 2, 0)
     assert not parse_validation("auto", 5000, 0).cross_validated
+    # digits' 1258 development samples are cross-validated; the threshold itself is held out
+    assert parse_validation("auto", 1258, 0) == Validation(5, 2, 0)
+    assert parse_validation("auto", 1999, 0).cross_validated
+    assert not parse_validation("auto", 2000, 0).cross_validated
     for bad, words in (("cv:1", "2 folds or more"), ("cv:5/6", "cv:K/S"), ("k-fold", "not understood"),
                        ("cv:30", "too few for 30 folds")):
         with pytest.raises(OrcaInputError, match=words):
