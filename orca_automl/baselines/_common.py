@@ -3,6 +3,7 @@ prediction form, and the choice of hyperparameters on the validation split."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -72,15 +73,26 @@ def tuned(
     """Fit one model per grid point on the flattened training split and keep the one whose
     validation predictions score best with the task's metric (the first on ties)."""
     metric = metric_for(task.task_type)
-    X_train, X_val = flat(task.train.X), flat(task.val.X)
     best_score, best = -np.inf, None
     for values in itertools.product(*grid.values()):
-        params = dict(zip(grid, values, strict=True))
-        model = make(**params)
-        model.fit(X_train, targets(task))
-        score = metric.score(metric(task.val.y, predict(task, model, X_val)))
+        candidate = fitted_with(task, make, dict(zip(grid, values, strict=True)), predict)
+        score = metric.score(metric(task.val.y, candidate.predict(task.val.X)))
         if score > best_score:
-            best_score, best = score, (model, params)
+            best_score, best = score, candidate
     assert best is not None, "an empty grid"
-    model, params = best
-    return FittedBaseline(lambda X: predict(task, model, flat(X)), params)
+    return best
+
+
+def fitted_with(
+    task: Task,
+    make: Callable[..., Estimator],
+    params: dict[str, Any],
+    predict: Callable[[Task, Any, np.ndarray], np.ndarray] = predicted,
+) -> FittedBaseline:
+    """`make(**params)` fitted on the flattened training split; its refit is the same on
+    another task's."""
+    model = make(**params)
+    model.fit(flat(task.train.X), targets(task))
+    return FittedBaseline(lambda X: predict(task, model, flat(X)), params,
+                          refit=functools.partial(fitted_with, make=make, params=params,
+                                                  predict=predict))

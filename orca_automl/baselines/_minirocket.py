@@ -24,9 +24,10 @@ ALPHAS = np.logspace(-3, 3, 10)
 def minirocket(task: Task, seed: int) -> FittedBaseline:
     """MiniRocket (sktime; Dempster et al. 2021) features fitted on train (`seed` draws its
     biases), then ridge with its built-in leave-one-out choice of the penalty, as the method
-    prescribes: the validation split is not used. A ridge classifier for classes and labels; a
-    ridge regression for regression targets and, flattened, for dense outputs (one linear
-    read-out per output value).
+    prescribes: the validation split is not used (so a refit, on another task's training
+    split, chooses its penalty there by the same rule). A ridge classifier for classes and
+    labels; a ridge regression for regression targets and, flattened, for dense outputs (one
+    linear read-out per output value).
     """
     from sktime.transformations.panel.rocket import MiniRocketMultivariate
 
@@ -39,4 +40,5 @@ def minirocket(task: Task, seed: int) -> FittedBaseline:
     model = (RidgeClassifierCV if labelled else RidgeCV)(alphas=ALPHAS)
     model.fit(features(task.train.X), targets(task))
     return FittedBaseline(lambda X: predicted(task, model, features(X)),
-                          {"alpha": float(model.alpha_)})
+                          {"alpha": float(model.alpha_)},
+                          refit=lambda other: minirocket(other, seed))

@@ -19,4 +19,5 @@ def one_nn(task: Task, seed: int) -> FittedBaseline:
     labelled = task.task_type in ("classification", "multilabel")
     model = KNeighborsClassifier(1) if labelled else KNeighborsRegressor(1)
     model.fit(flat(task.train.X), targets(task))
-    return FittedBaseline(lambda X: predicted(task, model, flat(X)))
+    return FittedBaseline(lambda X: predicted(task, model, flat(X)),
+                          refit=lambda other: one_nn(other, seed))

@@ -50,7 +50,8 @@ class Normalizer:
     """Affine input (and regression/dense target) normalisation fitted on the training split.
 
     `x_mean`/`x_std` broadcast against one sample (shape (C, 1), (C, 1, 1) or (F,));
-    `per_sample` z-normalises each series on its own (the UCR convention) before that.
+    `per_sample` z-normalises each series on its own (the UCR convention) before that,
+    where `choose_per_sample` found it no worse.
     `y_mean`/`y_std` are set for regression and dense targets so the loss sees unit scale;
     predictions are mapped back with `denormalize_y`.
     """

@@ -148,3 +148,32 @@ def test_results_repeat_for_a_seed(
     assert dict(again.params) == dict(first.params)
     np.testing.assert_array_equal(again.val, first.val)
     np.testing.assert_array_equal(again.test, first.test)
+
+
+def refit_reference(name: str, task: Task, params: dict[str, Any]) -> float:
+    """Test metric of the method with `params` fitted on training + validation data,
+    computed here (MiniRocket and 1-NN choose nothing on validation: their own recipe)."""
+    dev = task.refit()
+    if name in ("minirocket", "one_nn"):
+        return reference(name, dev)[0]
+    X, y = _flat(dev.train.X), dev.train.y.ravel()
+    if name == "svm":
+        model = SVC(**params).fit(X, y)
+    else:
+        boost = (HistGradientBoostingClassifier if task.task_type == "classification"
+                 else HistGradientBoostingRegressor)
+        model = boost(random_state=SEED, **params).fit(X, y)
+    return _score(task, task.test.y, model.predict(_flat(task.test.X)))
+
+
+@pytest.mark.parametrize(("task_name", "name"), CASES)
+def test_refit_fits_the_chosen_hyperparameters_on_training_and_validation_data(
+    tasks: dict[str, Task], results: dict[tuple[str, str], BaselineResult], task_name: str,
+    name: str,
+) -> None:
+    task, first = tasks[task_name], results[task_name, name]
+    refitted = fit_baseline(name, task, SEED, refit=True)
+    assert dict(refitted.params) == dict(first.params)
+    np.testing.assert_array_equal(refitted.val, first.val)  # validation scores the train fit
+    value = metric_for(task.task_type)(task.test.y, refitted.test)
+    assert value == pytest.approx(refit_reference(name, task, dict(first.params)), abs=1e-6)

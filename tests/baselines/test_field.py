@@ -186,6 +186,9 @@ def test_a_registered_baseline_joins_its_field_and_is_checked(toy_task: MakeTask
         assert field_baselines(task) == ["gradient_boosting", "train_mean", "one_nn"]
         result = fit_baseline("train_mean", task, seed=0)
         np.testing.assert_allclose(result.test, np.tile(task.train.y.mean(axis=0), (len(task.test), 1)))
+        # it offers no refit: asked for one, it says so instead of tuning on validation rows
+        with pytest.raises(OrcaInputError, match="'train_mean' cannot be refitted"):
+            fit_baseline("train_mean", task, seed=0, refit=True)
 
     def wrong_shape(task: Task, seed: int) -> FittedBaseline:
         return FittedBaseline(lambda X: np.zeros(len(X), np.float32))

@@ -33,7 +33,8 @@ ORCHESTRATION_COLUMNS = [
 QUALITY_COLUMNS = [
     "task", "data", "metric", "orca-search auto (40s)", "auto, baselines may win",
     "auto, ORCA models only", "ORCA default", "no alignment",
-    "random body", "classical method", "classical", "1-NN", "neural seeds", "auto: per seed",
+    "random body", "classical method", "classical", "1-NN", "classical, refit on train + val",
+    "1-NN, refit on train + val", "neural seeds", "auto: per seed",
     "auto - default (seeds better / worse)", "auto: trials (short+full)", "s / default run",
     "winning configuration (seed 0)",
 ]

@@ -85,7 +85,22 @@ def test_inputs_normalised_with_train_statistics(name: str) -> None:
     assert np.allclose(t.train.X.mean(axis=axes), 0.0, atol=1e-4)
     assert np.allclose(t.train.X.std(axis=axes), 1.0, atol=1e-3)
     # per-sample z-normalisation (UCR) for series, except dense targets that need the level
-    assert t.normalizer.per_sample == (t.modality == "1d" and t.task_type != "dense")
+    # and JapaneseVowels, whose speakers differ in level (see test_file_tasks)
+    assert t.normalizer.per_sample == (t.modality == "1d" and t.task_type != "dense"
+                                       and name != "japanese_vowels")
+
+
+def test_japanese_vowels_keeps_the_level_that_tells_speakers_apart() -> None:
+    """1-NN on the task as built scores what it scores on the raw resampled series (per
+    channel statistics only change a channel's weight), not the 0.56 of per-sample z-norm."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    t = task("japanese_vowels")
+    dev = t.development
+    model = KNeighborsClassifier(1).fit(dev.X.reshape(len(dev), -1), dev.y)
+    accuracy = (model.predict(t.test.X.reshape(len(t.test), -1)) == t.test.y).mean()
+    assert accuracy > 0.9
+    assert "standardised per channel only" in t.description
 
 
 def test_test_split_statistics_are_not_refitted() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from orca_automl.errors import OrcaInputError
 from orca_automl.tasks import TableEncoding, load_task
+from orca_automl.tasks._build import _one_nn_leave_one_out, choose_per_sample
 
 RNG = np.random.default_rng(0)
 
@@ -71,13 +72,59 @@ def test_npz_with_val_and_test_uses_them_as_given(tmp_path: Path) -> None:
     assert "held out" not in t.description
 
 
+def waves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Sines (class 0) and squares (class 1) at random phases, each series scaled and shifted
+    at random: the class lies in the shape, the level and amplitude are noise."""
+    y = np.arange(n) % 2
+    t = np.linspace(0, 4 * np.pi, 60)[None, :] + rng.uniform(0, 2 * np.pi, size=(n, 1))
+    shape = np.where(y[:, None] == 0, np.sin(t), np.sign(np.sin(t)))
+    X = shape * rng.uniform(0.2, 5, size=(n, 1)) + rng.uniform(-10, 10, size=(n, 1))
+    return X[:, None, :] + 0.05 * rng.normal(size=(n, 1, 60)), y
+
+
 def test_npz_series_with_string_labels(tmp_path: Path) -> None:
-    X = RNG.normal(size=(40, 2, 30)) * 5 + 7
-    y = np.array(["walk", "run"])[np.arange(40) % 2]
+    X, labels = waves(40, np.random.default_rng(1))
+    y = np.array(["walk", "run"])[labels]
     t = load_task(str(save_npz(tmp_path / "s.npz", X_train=X, y_train=y)))
-    assert (t.modality, t.input_shape, t.class_names) == ("1d", (2, 30), ("run", "walk"))
-    assert t.normalizer.per_sample
+    assert (t.modality, t.input_shape, t.class_names) == ("1d", (1, 60), ("run", "walk"))
+    assert t.normalizer.per_sample, t.description
     assert np.allclose(t.train.X.mean(axis=2), 0, atol=1e-4), "each series z-normalised"
+    assert "z-normalised one by one (1-NN leave-one-out accuracy" in t.description
+
+
+def test_series_whose_class_is_their_level_are_not_z_normalised_one_by_one(
+    tmp_path: Path,
+) -> None:
+    """Two channels of the same noisy shape; the class is channel 0's level. Per-sample
+    z-normalisation would erase it (1-NN leave-one-out near chance), so it is not applied."""
+    rng = np.random.default_rng(2)
+    y = np.arange(60) % 2
+    X = np.sin(np.linspace(0, 6, 40))[None, None, :] + 0.3 * rng.normal(size=(60, 2, 40))
+    X[:, 0] += 1.5 * y[:, None]
+    t = load_task(str(save_npz(tmp_path / "lv.npz", X_train=X, y_train=y)))
+    assert not t.normalizer.per_sample, t.description
+    assert "standardised per channel only" in t.description
+    means = t.train.X[:, 0].mean(axis=1)
+    assert means[t.train.y == 1].mean() - means[t.train.y == 0].mean() > 1, "levels kept"
+    # the dense and image cases never compare: no per-sample normalisation there at all
+    assert choose_per_sample("2d", "classification", X[:, :, None], y) == (False, ())
+    assert choose_per_sample("1d", "dense", X, X) == (False, ())
+
+
+@pytest.mark.parametrize("task_type", ["classification", "regression"])
+def test_leave_one_out_one_nn_matches_scikit_learn(task_type: str) -> None:
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 3, 20))  # > one 256-row chunk of the distance matrix
+    y = (X[:, 0, :5].sum(axis=1) > 0).astype(np.int64) if task_type == "classification" \
+        else X[:, 1, :4].sum(axis=1)
+    model = KNeighborsClassifier(1) if task_type == "classification" else KNeighborsRegressor(1)
+    predicted = cross_val_predict(model, X.reshape(300, -1), y, cv=LeaveOneOut())
+    expected = (predicted == y).mean() if task_type == "classification" else r2_score(y, predicted)
+    assert _one_nn_leave_one_out(X, y, task_type) == pytest.approx(expected, abs=1e-12)
 
 
 def test_npz_images_with_dense_targets(tmp_path: Path) -> None:
