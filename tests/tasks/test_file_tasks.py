@@ -111,6 +111,26 @@ def test_series_whose_class_is_their_level_are_not_z_normalised_one_by_one(
     assert choose_per_sample("1d", "dense", X, X) == (False, ())
 
 
+@pytest.mark.parametrize(("more_errors", "per_sample"), [(1, True), (10, False)])
+def test_the_convention_yields_only_to_a_difference_beyond_noise(
+    monkeypatch: pytest.MonkeyPatch, more_errors: int, per_sample: bool
+) -> None:
+    """40 rows, per-sample wrong on `more_errors` rows where per-channel is right, equal
+    elsewhere. One row: mean difference 0.025, standard error 0.025, 0.025 < 1.645 x 0.025:
+    kept. Ten: mean 0.25, standard error sqrt(7.5 / 39 / 40) = 0.069, 0.25 > 0.114: yields."""
+    import orca_automl.tasks._build as build
+
+    def scored(X: np.ndarray, y: np.ndarray, task_type: str) -> tuple[float, np.ndarray]:
+        z_normalised = bool(np.allclose(X.mean(axis=2), 0, atol=1e-4))  # one by one
+        losses = np.zeros(40)
+        losses[:more_errors] = 1.0 if z_normalised else 0.0
+        return 1 - losses.mean(), losses
+
+    monkeypatch.setattr(build, "_one_nn_leave_one_out", scored)
+    X = RNG.normal(size=(40, 1, 10)) + 5
+    assert build.choose_per_sample("1d", "classification", X, np.arange(40) % 2)[0] == per_sample
+
+
 @pytest.mark.parametrize("task_type", ["classification", "regression"])
 def test_leave_one_out_one_nn_matches_scikit_learn(task_type: str) -> None:
     from sklearn.metrics import r2_score
@@ -124,7 +144,10 @@ def test_leave_one_out_one_nn_matches_scikit_learn(task_type: str) -> None:
     model = KNeighborsClassifier(1) if task_type == "classification" else KNeighborsRegressor(1)
     predicted = cross_val_predict(model, X.reshape(300, -1), y, cv=LeaveOneOut())
     expected = (predicted == y).mean() if task_type == "classification" else r2_score(y, predicted)
-    assert _one_nn_leave_one_out(X, y, task_type) == pytest.approx(expected, abs=1e-12)
+    score, losses = _one_nn_leave_one_out(X, y, task_type)
+    assert score == pytest.approx(expected, abs=1e-12)
+    errors = predicted != y if task_type == "classification" else (predicted - y) ** 2
+    np.testing.assert_allclose(losses, errors, atol=1e-12)
 
 
 def test_npz_images_with_dense_targets(tmp_path: Path) -> None:
