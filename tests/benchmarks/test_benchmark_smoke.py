@@ -38,6 +38,10 @@ QUALITY_COLUMNS = [
     "auto - default (seeds better / worse)", "auto: trials (short+full)", "s / default run",
     "winning configuration (seed 0)",
 ]
+NORMALISATION_COLUMNS = [
+    "task", "normalisation", "MiniRocket (test)", "1-NN (test)",
+    "1-NN leave-one-out on training", "chosen on seeds",
+]
 SEARCH_EFFICIENCY_COLUMNS = [
     "task", "search", "best full val score", "its test score",
     "configs explored / completed / pruned (alignment) / pruned (median) / full",
@@ -67,6 +71,8 @@ TRIAL_PROFILE_COLUMNS = [
 @pytest.mark.parametrize(
     ("script", "extra", "table", "columns", "n_rows"),
     [
+        pytest.param("normalisation", ["--tasks", "japanese_vowels", "--seeds", "0"],
+                     "normalisation", NORMALISATION_COLUMNS, 2, id="normalisation"),
         pytest.param("distance_speed", [], "distance_speed", DISTANCE_COLUMNS, 6,
                      id="distance_speed"),
         pytest.param("ablation", ["--tasks", "gunpoint", "--seeds", "0"], "ablation",
@@ -110,7 +116,8 @@ def test_smoke_run_writes_markdown_and_csv(
     assert markdown.startswith("# ") and "| " + " | ".join(columns) + " |" in markdown
     if script == "quality":  # --resume reuses every logged run and rebuilds the same table
         logged = [(tmp_path / f"{log}_runs.jsonl").read_text() for log in ("quality", "search")]
-        assert [len(text.splitlines()) for text in logged] == [4, 1]  # baselines, 3 variants; search
+        # baselines, refitted baselines, 3 variants; the search
+        assert [len(text.splitlines()) for text in logged] == [5, 1]
         again = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--smoke",
              "--out", str(tmp_path), "--resume", *extra],
