@@ -13,6 +13,7 @@ is the search's no-alignment control, and a label-only stage would no longer be 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,11 +35,13 @@ from orca_automl.tasks import Task
 class AlignOutcome:
     """curve: the batch distance per step (without the label term); initial/final: the
     distance on one fixed, seeded subset of the training set before and after, comparable
-    across runs (None: no alignment)."""
+    across runs (None: no alignment); step_seconds: time spent in its optimisation steps (what
+    grows with the step count; the reference and the probes do not)."""
 
     curve: list[float] = field(default_factory=list)
     initial: float | None = None
     final: float | None = None
+    step_seconds: float = 0.0
 
 
 def target_labels(task: Task) -> np.ndarray:
@@ -80,6 +83,7 @@ def align(
         outcome = AlignOutcome(initial=initial)
         optimizer = torch.optim.Adam(model.embedder.parameters(), lr=config.lr)
         for step in range(config.steps):
+            began = time.perf_counter()
             idx = torch.randperm(len(X), generator=gen)[: config.batch_size].to(device)
             features = model.align_features(X[idx])
             distance = metric(features, y[idx])
@@ -96,6 +100,7 @@ def align(
             loss.backward()
             optimizer.step()
             outcome.curve.append(float(distance.detach()))
+            outcome.step_seconds += time.perf_counter() - began
             callback.on_align_step(step, outcome.curve[-1])
         outcome.final = _probe(model, metric, X[probe], y[probe])
     finally:

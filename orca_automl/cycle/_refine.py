@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,7 @@ class RefineOutcome:
     selection: str  # "best" or "final"
     steps_run: int
     stopped: bool
+    step_seconds: float = 0.0  # in training steps, evaluations not included
 
 
 def _targets(task: Task, y: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -156,7 +158,9 @@ def refine(
     stopped = False
     step = 0
     model.train()
+    step_seconds = 0.0
     for step in range(1, config.steps + 1):
+        began = time.perf_counter()
         if cursor + config.batch_size > n:
             order, cursor = torch.randperm(n, generator=gen), 0
         idx = order[cursor : cursor + config.batch_size]
@@ -184,6 +188,7 @@ def refine(
             nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.clip)
         optimizer.step()
         scheduler.step()
+        step_seconds += time.perf_counter() - began
         if step % config.eval_every == 0 or step == config.steps:
             ev = evaluate_split(model, task, task.val, device, config.precision)
             evaluations.append((step, ev))
@@ -198,4 +203,4 @@ def refine(
         model.load_state_dict(best_state)
     else:
         best_step = step
-    return RefineOutcome(evaluations, best_step, select, step, stopped)
+    return RefineOutcome(evaluations, best_step, select, step, stopped, step_seconds)

@@ -29,7 +29,10 @@ class CycleResult:
     val_predictions the model's predictions for the validation split in the one form of
     `tasks.to_predictions` (None when it stopped after alignment); cost is the
     model's inference cost in GFLOPs per sample (deterministic, unlike latency);
-    device_seconds is the run's measured compute time (wall time on its device);
+    device_seconds is the run's measured compute time (wall time on its device), of which
+    step_seconds went to the align and refine optimisation steps (what grows with the
+    schedule's step counts; building the model, the alignment's reference and the
+    evaluations, as many at either schedule, do not);
     stopped is None, "align" (stopped by the callback after alignment) or "refine".
     """
 
@@ -48,6 +51,7 @@ class CycleResult:
     val_history: list[tuple[int, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     val_predictions: np.ndarray | None = None
+    step_seconds: float = 0.0
 
     def scores(self, test: Evaluation) -> dict[str, object]:
         """What a saved model folder records about this run, given its test evaluation."""
@@ -121,6 +125,7 @@ def run_cycle(
     result.val_predictions = val_predictions
     result.refine_steps, result.selected_step, result.selection = ref.steps_run, ref.selected_step, ref.selection
     result.val_history = [(s, e.score) for s, e in ref.evaluations]
+    result.step_seconds += ref.step_seconds
     return result
 
 
@@ -134,6 +139,7 @@ def _result(
         initial_align_loss=outcome.initial,
         final_align_loss=outcome.final,
         device_seconds=time.perf_counter() - start,
+        step_seconds=outcome.step_seconds,
         cost=cost,
         stopped=stopped,
         model=model,

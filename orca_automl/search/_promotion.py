@@ -33,14 +33,24 @@ class Promotion:
 
 def full_cost_estimate(record: TrialRecord, full_runs: int = 1) -> float:
     """Expected full-schedule device time: the short trial's time per run (one per fold it
-    ran), scaled by the ratio of steps, times the full schedule's runs (its folds)."""
+    ran), its steps' share scaled by the ratio of steps, times the full schedule's runs (its
+    folds).
+
+    Only the align and refine steps grow with the schedule: building the model, loading its
+    weights, the alignment's reference and the evaluations (as many at either schedule) do
+    not, and scaling them too overestimated a full run, so bags were cut to fewer folds and
+    budget went unspent (docs/benchmarks/findings.md). A trial recorded without its steps'
+    share (`step_seconds` 0: an older study, a runner that does not report it) is scaled
+    whole."""
     full = record.plan.config
     assert full is not None, "only trials that ran have a cost to scale"
     short = full.schedule(Stage.SHORT)
     full_steps = full.align.steps + full.refine.steps
     short_steps = max(1, short.align.steps + short.refine.steps)
-    per_run = record.result.device_seconds / max(1, len(record.plan.folds))
-    return per_run * full_steps / short_steps * full_runs
+    runs = max(1, len(record.plan.folds))
+    per_run = record.result.device_seconds / runs
+    steps = min(record.result.step_seconds / runs, per_run) or per_run
+    return (per_run - steps + steps * full_steps / short_steps) * full_runs
 
 
 def select_promotions(

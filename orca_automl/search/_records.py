@@ -121,11 +121,14 @@ class TrialResult:
     test data (a bag's: of its folds' averaged predictions; a refit trial's: of its refit
     model, with its bag's in bag_test, a measurement). node is where the run ran, filled in by
     its Ray worker (None when no worker reported back, e.g. its node died); a trial of several
-    runs keeps its first run's here and each run's in `runs`.
+    runs keeps its first run's here and each run's in `runs`. step_seconds is the part of
+    device_seconds its runs spent in align and refine steps (0 when the runner does not
+    report it), which a full-schedule estimate scales by the step counts.
     """
 
     device_seconds: float = 0.0
     wall_seconds: float = 0.0
+    step_seconds: float = 0.0
     device_seconds_estimated: bool = False
     val: Evaluation | None = None
     fold_vals: tuple[Evaluation, ...] = ()

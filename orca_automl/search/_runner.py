@@ -117,6 +117,7 @@ def execute_trial(
         error = f"non-finite result: val_score={score}, cost={cost}"
     return dataclasses.replace(outcome, result=dataclasses.replace(
         result, device_seconds=wall * request.device_share, wall_seconds=wall,
+        step_seconds=min(result.step_seconds, wall) * request.device_share,
         val_curve=tuple(monitor.val_curve), pruned=monitor.reason, error=error,
     ))
 
@@ -169,6 +170,7 @@ class CycleRunner:
             final_align_loss=result.final_align_loss,
             notes=tuple(result.notes),
             test=test,
+            step_seconds=result.step_seconds,
         ), archive, fold=request.slot,
             predictions=None if request.refit else result.val_predictions,  # in-sample: unused
             indices=indices, test_predictions=test_predictions)

@@ -49,6 +49,8 @@ def test_cycle_learns_and_aligns(tiny_bert_dir: Path, toy_task) -> None:  # type
     assert evaluate(result.model, task, "test").value >= 0.8
     assert result.cost > 0 and result.device_seconds > 0
     assert result.stopped is None and result.notes == []
+    # the steps' share of the run: something, not all (building, evaluating are the rest)
+    assert 0 < result.step_seconds < result.device_seconds
 
 
 def test_same_seed_same_result(tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[no-untyped-def]
@@ -69,6 +71,7 @@ def test_callback_stops_after_alignment(tiny_bert_dir: Path, toy_task) -> None: 
     result = run_cycle(toy_task(), tiny_config(tiny_bert_dir), callback=Prune())
     assert result.stopped == "align" and np.isnan(result.val.score)
     assert result.final_align_loss is not None
+    assert 0 < result.step_seconds < result.device_seconds  # the align steps only
 
 
 def test_short_schedule_and_no_alignment(tiny_bert_dir: Path, toy_task) -> None:  # type: ignore[no-untyped-def]

@@ -284,3 +284,17 @@ def test_with_refit_a_full_trial_serves_one_model_trained_on_all_development_dat
     plain = _run(tmp_path / "holdout", clock, FakeRunner(clock), budget="200s", refit=True,
                  validation="holdout")
     assert not any(r.plan.refit or r.result.bag_test for r in plain)
+
+
+def test_a_trial_sums_its_runs_device_and_step_seconds() -> None:
+    """Two fold runs and a refit run: the budget's charge and its steps' share add up."""
+    from orca_automl.evaluation import Evaluation
+    from orca_automl.search._folds import combine_runs
+    from orca_automl.search._records import TrialResult
+    from orca_automl.search._runner import TrialOutcome
+
+    val = Evaluation("accuracy", 0.5, 0.5, 1.0)
+    outcomes = [TrialOutcome(0, TrialResult(device_seconds=d, step_seconds=s, val=val), fold=f)
+                for d, s, f in ((10.0, 6.0, 0), (12.0, 7.0, 1), (15.0, 9.0, REFIT))]
+    combined = combine_runs(outcomes, FakeTask()).result
+    assert (combined.device_seconds, combined.step_seconds) == (37.0, 22.0)

@@ -23,13 +23,14 @@ def _config(lr: float) -> OrcaConfig:
 
 def _short(number: int, score: float | None, lr: float, cost: float = 1.0,
            state: TrialState = TrialState.COMPLETE, val_loss: float | None = None,
-           default: bool = False) -> TrialRecord:
+           default: bool = False, step_seconds: float = 0.0,
+           folds: tuple[int, ...] = ()) -> TrialRecord:
     val = None if val_loss is None else Evaluation("accuracy", score or 0.0, score or 0.0, val_loss)
     return TrialRecord(
         number=number, state=state, params={}, distributions={},
         values=(score, cost) if score is not None else None, started=None,
-        plan=TrialPlan(Stage.SHORT, config=_config(lr), engine_default=default),
-        result=TrialResult(device_seconds=20.0, val=val),
+        plan=TrialPlan(Stage.SHORT, config=_config(lr), engine_default=default, folds=folds),
+        result=TrialResult(device_seconds=20.0, val=val, step_seconds=step_seconds),
     )
 
 
@@ -69,6 +70,14 @@ def test_the_same_configuration_counts_once() -> None:
 def test_full_cost_estimate_scales_by_steps() -> None:
     record = _short(0, 0.9, 1e-4)  # short: 10 + 100 steps, full: 40 + 400 steps
     assert full_cost_estimate(record) == pytest.approx(20.0 * 440 / 110)
+
+
+def test_full_cost_estimate_scales_only_the_steps_share() -> None:
+    """20 s over 2 folds, 12 of them in steps: per fold 4 s fixed and 6 s of steps, which
+    become 24 s at 4x the steps; a bag of 5 folds 5 x 28 = 140 s (200 s scaled whole)."""
+    record = _short(0, 0.9, 1e-4, step_seconds=12.0, folds=(0, 1))
+    assert full_cost_estimate(record, full_runs=5) == pytest.approx(140.0)
+    assert full_cost_estimate(_short(0, 0.9, 1e-4, folds=(0, 1)), full_runs=5) == pytest.approx(200.0)
 
 
 def test_equal_scores_rank_by_validation_loss_before_cost() -> None:

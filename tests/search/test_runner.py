@@ -38,3 +38,5 @@ def test_a_refit_run_trains_on_every_development_sample(  # type: ignore[no-unty
     assert seen["select"] == "final"  # no held-out rows to pick a checkpoint on
     assert outcome.model_archive and outcome.result.test is not None
     assert outcome.test_predictions is not None and len(outcome.test_predictions) == len(task.test)
+    # the steps' share of the run reaches the trial's result (what a full run's estimate scales)
+    assert 0 < outcome.result.step_seconds < outcome.result.device_seconds
