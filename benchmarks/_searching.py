@@ -205,6 +205,9 @@ def logged_search(log: RunLog, task: str, budget: str, seed: int, scratch: Path,
             # per fully trained configuration: (short validation score, full val, full test),
             # for the rank correlation between short-trial scores and full-schedule test scores
             "full_runs": full_runs(run),
+            # folds each full run trained (its bag's size; 0 on the hold-out split)
+            "full_folds": [len(r.plan.folds) for r in run.records
+                           if r.plan.stage == Stage.FULL and r.state == TrialState.COMPLETE],
             # per competing baseline: (validation score, test score), to rescore the incumbent
             "baselines": {r.plan.baseline: [r.val_score, value_on_test(r)]
                           for r in run.records if r.plan.stage == Stage.BASELINE},
