@@ -5,7 +5,8 @@ HistGradientBoosting for tables) and 1-NN for every task. A baseline fits on the
 split, chooses its hyperparameters on the validation split (never on test), and predicts in
 the one form of `orca_automl.tasks.to_predictions`, so its predictions are scored with
 `metric_for` and averaged with neural models' like any other. `fit_baseline` is the one
-factory; register your own the same way as the built-ins:
+factory (`refit=True`: the test predictions of the method fitted once more, with what it
+chose, on training + validation data); register your own the same way as the built-ins:
 
     @BASELINES.register("my_method", BaselineInfo("Mine", ("tabular",), ("regression",)))
     def my_method(task: Task, seed: int) -> FittedBaseline: ...
