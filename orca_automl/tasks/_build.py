@@ -362,14 +362,11 @@ def _one_nn_leave_one_out(
     """Each row predicted by its nearest other row: the score (accuracy, mean label agreement
     for multilabel, or R^2 over all targets) and each row's loss (its error, or squared
     error summed over targets)."""
+    from sklearn.neighbors import NearestNeighbors
+
     flat = X.reshape(len(X), -1).astype(np.float64)
-    squared = (flat**2).sum(axis=1)
-    nearest = np.empty(len(flat), dtype=np.int64)
-    for start in range(0, len(flat), 256):  # chunks of the distance matrix: bounded memory
-        block = squared[start:start + 256, None] - 2 * flat[start:start + 256] @ flat.T
-        block += squared[None, :]
-        block[np.arange(len(block)), np.arange(start, start + len(block))] = np.inf
-        nearest[start:start + 256] = block.argmin(axis=1)
+    # without a query, each fitted row's neighbours leave the row itself out
+    nearest = NearestNeighbors(n_neighbors=1).fit(flat).kneighbors(return_distance=False)[:, 0]
     target = y.reshape(len(y), -1).astype(np.float64)
     predicted = target[nearest]
     if task_type in ("classification", "multilabel"):
