@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from orca_automl.errors import OrcaInputError
+from orca_automl.inputs import check_seed, load_yaml, read_text
 
 SCOPES = ("full", "top", "norms", "frozen", "lora")
 
@@ -174,6 +175,7 @@ class OrcaConfig:
     short_fraction: float = 0.25
 
     def __post_init__(self) -> None:
+        check_seed(self.seed, "seed")
         if not 0.0 < self.short_fraction <= 1.0:
             raise OrcaInputError(
                 f"short_fraction must be in (0, 1], got {self.short_fraction}"
@@ -205,14 +207,8 @@ class OrcaConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> OrcaConfig:
         path = Path(path)
-        if not path.is_file():
-            raise OrcaInputError(f"config file {path} does not exist: give a YAML file path")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            where = f" (line {line + 1})" if line is not None else ""
-            raise OrcaInputError(f"config file {path} is not valid YAML{where}: fix its syntax") from None
+        data = load_yaml(read_text(path, "config file", "give a YAML file path"),
+                         f"config file {path}")
         if data is not None and not isinstance(data, dict):
             raise OrcaInputError(f"config file {path} must hold a mapping of sections")
         return cls.from_dict(data)

@@ -21,10 +21,14 @@ import orca_automl
 from orca_automl.cli import run_command
 from orca_automl.cli._common import one_line
 from orca_automl.errors import OrcaInputError
-from orca_automl.search._storage import check_study_name, default_study_name, mask_passwords
+from orca_automl.credentials import mask
+from orca_automl.search._storage import check_study_name, default_study_name
 
 PACKAGE = Path(orca_automl.__file__).parent
-YAML_READERS = {"safe_load", "safe_load_all", "safe_dump", "safe_dump_all", "YAMLError"}
+YAML_READERS = {"safe_load", "safe_load_all", "safe_dump", "safe_dump_all", "YAMLError",
+                "SafeLoader"}
+#: YAML readers that are safe only with the safe loader named.
+YAML_WITH_LOADER = {"compose", "load", "load_all", "compose_all"}
 UNPICKLING_MODULES = {"pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 
 
@@ -71,7 +75,10 @@ def unsafe_loads(source: str, where: str = "<source>") -> tuple[list[str], set[s
                 problems.append(f"{line} without allow_pickle=False")
         elif name.startswith("yaml."):
             seen.add("yaml")
-            if name.removeprefix("yaml.") not in YAML_READERS:
+            reader = name.removeprefix("yaml.")
+            loader = next((_dotted(kw.value) for kw in node.keywords if kw.arg == "Loader"), "")
+            if reader not in YAML_READERS and not (reader in YAML_WITH_LOADER
+                                                   and loader == "yaml.SafeLoader"):
                 problems.append(f"{line}: use yaml.safe_load / safe_dump")
         elif name.endswith((".from_pretrained", ".from_config")) and (
                 name.endswith(".from_pretrained") or name.split(".")[-2].startswith("Auto")):
@@ -108,6 +115,8 @@ def test_the_package_loads_files_as_data_only() -> None:
     ("numpy.load(path, allow_pickle=True)", "without allow_pickle=False"),
     ("yaml.load(text, Loader=yaml.Loader)", "use yaml.safe_load"),
     ("yaml.unsafe_load(text)", "use yaml.safe_load"),
+    ("yaml.compose(text)", "use yaml.safe_load"),
+    ("yaml.compose(text, Loader=yaml.FullLoader)", "use yaml.safe_load"),
     ("AutoModel.from_pretrained(name)", "without trust_remote_code=False"),
     ("AutoTokenizer.from_pretrained(name, trust_remote_code=True)", "without trust_remote_code"),
     ("AutoModel.from_config(config)", "without trust_remote_code=False"),
@@ -281,7 +290,7 @@ def test_a_task_folder_given_as_dot_is_named_after_the_folder(
     ("postgresql://me@db/orca", "postgresql://me@db/orca"),
 ])
 def test_url_passwords_are_masked(text: str, shown: str) -> None:
-    assert mask_passwords(text) == shown
+    assert mask(text) == shown
 
 
 def test_printed_errors_are_one_line_without_passwords(capsys: pytest.CaptureFixture[str]) -> None:

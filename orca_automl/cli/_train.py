@@ -47,12 +47,14 @@ def train_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     from orca_automl.config import OrcaConfig
     from orca_automl.cycle import CycleCallback, evaluate, run_cycle, save_model
+    from orca_automl.inputs import check_seed, resolve_device
     from orca_automl.tasks import load_task
 
+    device = resolve_device(args.device) if args.device else None
     config = OrcaConfig.from_yaml(args.config) if args.config else OrcaConfig()
     overrides = dict(parse_override(s) for s in args.set)
     if args.seed is not None:
-        overrides["seed"] = args.seed
+        overrides["seed"] = check_seed(args.seed)
     if overrides:
         config = config.with_overrides(overrides)
     task = load_task(args.task, task_type=args.task_type, target=args.target, seed=config.seed)
@@ -74,7 +76,8 @@ def _train(args: argparse.Namespace) -> int:
                       flush=True)
             return True
 
-    result = run_cycle(task, config, schedule=args.schedule, callback=Progress(), device=args.device)
+    result = run_cycle(task, config, schedule=args.schedule, callback=Progress(),
+                       device=str(device) if device else None)
     test = evaluate(result.model, task, "test")
     for note in result.notes:
         print(f"NOTE: {note}")

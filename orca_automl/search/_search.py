@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 
 from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError, OrcaStorageLost, SearchInterrupted
+from orca_automl.inputs import check_finite, check_seed
 from orca_automl.registry import plugin_modules, script_entries
 from orca_automl.search._baselines import BaselineSaving, score_baselines
 from orca_automl.search._budget import Budget, BudgetLedger, format_seconds, parse_budget
@@ -334,6 +335,7 @@ def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
     if options.study is not None:
         check_study_name(options.study)
     budget = parse_budget(options.budget)
+    check_seed(options.seed)
     for flag, value in (("--workers", options.workers), ("--top-k", options.top_k)):
         if value is not None and value < 1:
             raise OrcaInputError(f"{flag} must be 1 or more, got {value}")
@@ -344,7 +346,7 @@ def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
     gpus = options.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if budget.kind == "gpu" else 0.0
-    if gpus < 0:
+    if check_finite(gpus, "--gpus-per-trial") < 0:
         raise OrcaInputError(f"--gpus-per-trial must be 0 or more, got {gpus:g}")
     if budget.kind == "gpu" and gpus == 0:
         raise OrcaInputError(f"budget {budget.text} counts GPU time: give --gpus-per-trial above 0")

@@ -33,7 +33,6 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -43,6 +42,7 @@ from optuna.distributions import (
 
 from orca_automl.config import OrcaConfig
 from orca_automl.errors import OrcaInputError
+from orca_automl.inputs import load_yaml, read_text, regular_file
 from orca_automl.search._space import (
     Condition,
     Param,
@@ -68,12 +68,8 @@ def load_space(
     registered names; choices outside them are refused.
     """
     path = resolve_space(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise OrcaInputError(f"search space {path} is not valid YAML{where}: fix its syntax") from None
+    data = load_yaml(read_text(path, "search space", "give a UTF-8 YAML file"),
+                     f"search space {path}")
     return parse_space(data, name=path.stem, path=path, known_names=known_names or {})
 
 
@@ -135,9 +131,7 @@ def resolve_space(name_or_path: str) -> Path:
     shipped inside the package."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or len(candidate.parts) > 1:
-        if candidate.is_file():
-            return candidate
-        raise OrcaInputError(f"search space file {candidate} does not exist: give a YAML file")
+        return regular_file(candidate, "search space file", "give a YAML file")
     for folder in _space_folders():
         path = folder / f"{name_or_path}.yaml"
         if path.is_file():

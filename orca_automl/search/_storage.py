@@ -29,15 +29,13 @@ from optuna.trial import TrialState, create_trial
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from orca_automl.credentials import parse_url, redact_url, remember
 from orca_automl.errors import OrcaInputError
 from orca_automl.search._records import TrialPlan, TrialRecord, TrialResult, to_attrs
 
 DIRECTIONS = (StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE)
 METRIC_NAMES = ["val_score", "cost_gflops_per_sample"]
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-#: "scheme://user:password@" anywhere in a text (the password runs to the last "@" before the
-#: host, as in URLs SQLAlchemy reads).
-_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):[^\s/]*@")
 
 
 #: A study name names the study's database file and folder (`studies/<name>.db`,
@@ -67,19 +65,6 @@ def default_storage_url(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
 
-def mask_passwords(text: str) -> str:
-    """`text` with the password of every URL in it replaced by ***."""
-    return _URL_PASSWORD.sub(r"\1:***@", text)
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ***: the only form that is printed or stored."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return mask_passwords(url)
-
-
 def study_folder(url: str, study_name: str) -> Path:
     """Where a study's winners and Ray files live: next to an SQLite file, else ./studies/."""
     parsed = make_url(url)
@@ -92,17 +77,18 @@ def check_storage_url(url: str) -> str:
     """Refuse a malformed, unusable or unreachable storage URL without writing anything;
     returns the URL to use (a plain postgresql:// URL goes through psycopg 3, the driver of
     the `postgres` extra, not SQLAlchemy's default psycopg2)."""
+    remember([url])
     shown = redact_url(url)
     try:
-        parsed = make_url(url)
+        parsed = parse_url(url)
     except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise OrcaInputError(
             f"storage URL {shown!r} is malformed: give a SQLAlchemy URL such as "
-            "sqlite:///studies/NAME.db or postgresql://user@host/db"
+            "sqlite:///studies/NAME.db or postgresql://user@host:5432/db"
         ) from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-        url = parsed.render_as_string(hide_password=False)
+    url = parsed.render_as_string(hide_password=False)  # the password percent-encoded
     try:
         parsed.get_dialect()
     except NoSuchModuleError:
@@ -140,6 +126,13 @@ def _check_sqlite_path(url: str, parsed: URL) -> None:
             raise OrcaInputError(f"storage URL {redact_url(url)!r}: {path} is not an SQLite database")
         if not os.access(path, os.R_OK | os.W_OK):
             raise OrcaInputError(f"storage URL {redact_url(url)!r}: {path} is not readable and writable")
+        foreign = _foreign_tables(path, url) if head else []
+        if foreign:
+            raise OrcaInputError(
+                f"storage URL {redact_url(url)!r}: {path} is another application's database "
+                f"(it holds tables {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}"
+                "): give a new file name for the study"
+            )
         return
     ancestor = path.absolute().parent
     while not ancestor.exists():
@@ -151,6 +144,25 @@ def _check_sqlite_path(url: str, parsed: URL) -> None:
         )
 
 
+def _foreign_tables(path: Path, url: str) -> list[str]:
+    """The tables of SQLite file `path` that Optuna did not make (read-only: a refused command
+    must leave another application's file as it was)."""
+    from optuna.storages._rdb.models import BaseModel
+
+    ours = {*BaseModel.metadata.tables, "alembic_version"}
+    try:
+        connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            names = sorted(str(name) for (name,) in rows)
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        raise OrcaInputError(f"storage URL {redact_url(url)!r}: {path} cannot be read as an "
+                             f"SQLite database ({exc}): give a new file name") from None
+    return [name for name in names if name not in ours and not name.startswith("sqlite_")]
+
+
 def _check_reachable(parsed: URL) -> None:
     connect_args = {"connect_timeout": 10} if parsed.get_backend_name() in ("postgresql", "mysql") else {}
     engine = sqlalchemy.create_engine(parsed, connect_args=connect_args)
@@ -159,7 +171,7 @@ def _check_reachable(parsed: URL) -> None:
             pass
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        shown = parsed.render_as_string(hide_password=True)
+        shown = redact_url(parsed.render_as_string(hide_password=False))
         raise OrcaInputError(f"storage URL {shown!r} is unreachable ({reason})") from None
     finally:
         engine.dispose()

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from orca_automl.errors import OrcaInputError
+from orca_automl.inputs import real_array
 from orca_automl.tasks._base import TASK_TYPES, Normalizer, Split, Task
 from orca_automl.tasks._splits import holdout_indices
 from orca_automl.tasks._tables import TableEncoding
@@ -28,6 +29,8 @@ from orca_automl.tasks._tables import TableEncoding
 TEST_SEED = 0
 MAX_INFERRED_CLASSES = 50  # integer targets with more distinct values are inferred as regression
 SPLITS = ("train", "val", "test")
+#: Target kinds: booleans, integers, floats, and text (class names).
+LABEL_KINDS = "biufUS"
 
 Features: TypeAlias = "np.ndarray | pd.DataFrame"
 
@@ -137,6 +140,9 @@ def _check_arrays(raw: RawData, modality: str, source: str) -> RawData:
             )
         if len(y) == 0:
             raise OrcaInputError(f"{source}: the {s} split is empty; give it samples")
+        if y.dtype.kind not in LABEL_KINDS:
+            raise OrcaInputError(f"{source}: y_{s} holds {y.dtype} values: give real numbers, or "
+                                 "text for class labels")
         if y.dtype.kind == "f":
             _check_finite(y, f"y_{s}", source)
         if not isinstance(X, pd.DataFrame):
@@ -160,9 +166,10 @@ def _check_arrays(raw: RawData, modality: str, source: str) -> RawData:
 
 def _as_float(X: object, key: str, source: str) -> np.ndarray:
     try:
-        return np.asarray(X, dtype=np.float64)
+        array = np.asarray(X)
     except (TypeError, ValueError):
         raise OrcaInputError(f"{source}: {key} is not numeric; give inputs as numbers") from None
+    return real_array(array, f"{source}: {key}").astype(np.float64)
 
 
 def _check_finite(a: np.ndarray, key: str, source: str) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from orca_automl.errors import OrcaInputError
+from orca_automl.inputs import regular_file
 from orca_automl.tasks._base import Task
 from orca_automl.tasks._build import SPLITS, RawData, build_task
 from orca_automl.tasks._tables import check_complete
@@ -69,6 +70,8 @@ def load_file_task(
         raise OrcaInputError(
             f"{path}: unsupported file type {path.suffix!r}; use .npz, .csv, .parquet or a folder"
         )
+    for file in files.values():  # a named pipe would block its reader forever
+        regular_file(file, "data file", "give a .npz, .csv or .parquet file")
     source = str(path)
     if files["train"].suffix.lower() == ".npz":
         if target is not None:
