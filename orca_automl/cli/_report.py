@@ -34,7 +34,8 @@ examples:
   orca-report --study gunpoint --out /tmp/gunpoint-report
   orca-report --storage postgresql://me@dbhost/orca --study gunpoint-wide --no-dashboard
 
-exit codes: 0 written, 2 bad input (no such study or storage), 1 internal failure."""
+exit codes: 0 written, 2 bad input (no such study or storage, an --out that is not a new or
+empty folder or this study's report), 1 internal failure."""
 
 
 def report_parser() -> argparse.ArgumentParser:
@@ -47,8 +48,12 @@ def report_parser() -> argparse.ArgumentParser:
                    help="SQLAlchemy URL of the study database (default: "
                         "sqlite:///studies/<study>.db), e.g. --storage postgresql://me@dbhost/orca")
     p.add_argument("--out", metavar="DIR", type=Path,
-                   help="folder to write the report into, replaced as a whole (default: "
-                        "<study folder>/report, e.g. studies/gunpoint/report), e.g. --out report/")
+                   help="folder to write the report into: a new one (made, parents too), an "
+                        "empty one, or one holding only an earlier report of this study, which "
+                        "the new report replaces; anything else (a file, a link, a folder of "
+                        "other files, the working folder) is refused and left as it is "
+                        "(default: <study folder>/report, e.g. studies/gunpoint/report), "
+                        "e.g. --out report/")
     p.add_argument("--no-dashboard", action="store_true",
                    help="do not register the figures and leaderboard with the study for "
                         "optuna-dashboard (the report then writes nothing to the database)")

@@ -19,6 +19,7 @@ from orca_automl.cli import Progress, report_main, run_command, search_command
 from orca_automl.config import Stage
 from orca_automl.report import (
     FIGURES,
+    REPORT_MARKER,
     Missing,
     Report,
     read_study,
@@ -256,7 +257,7 @@ def test_the_report_files(study: str, written: Report) -> None:
     for name in FIGURES:
         assert f"]({name}.png)" in md
     assert sorted(p.name for p in report.folder.iterdir()) == sorted(
-        ["report.html", "report.md", *(f"{n}.png" for n in FIGURES)])
+        ["report.html", "report.md", REPORT_MARKER, *(f"{n}.png" for n in FIGURES)])
 
 
 def test_a_failed_write_keeps_the_previous_report(study: str, written: Report, tmp_path: Path,
