@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL, make_url
 SECRET_KEYS = ("password", "passwd", "pwd", "pass", "sslpassword", "secret", "token",
                "access_token", "api_key", "apikey", "auth")
 _SCHEME = re.compile(r"\w[\w+.-]*://")
-_SECRET_QUERY = re.compile(r"([?&;](?:" + "|".join(SECRET_KEYS) + r")=)([^&;#\s]*)", re.IGNORECASE)
+_SECRET_QUERY = re.compile(r"([?&;](?:" + "|".join(SECRET_KEYS) + r")=)([^&;#\s'\"]*)", re.IGNORECASE)
 #: In free text: "scheme://user:password@" with the password running to the last '@' before
 #: the next whitespace.
 _TEXT_PASSWORD = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):\S*@")

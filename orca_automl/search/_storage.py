@@ -111,6 +111,11 @@ def check_storage_url(url: str) -> str:
 
 def _check_sqlite_path(url: str, parsed: URL) -> None:
     database = parsed.database or ""
+    if parsed.username or parsed.password or parsed.host or parsed.port:
+        raise OrcaInputError(
+            f"storage URL {redact_url(url)!r}: an SQLite URL names a file only, with no user, "
+            "password or host: give sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
     if database in ("", ":memory:") or database.startswith("file:"):
         raise OrcaInputError(
             f"storage URL {redact_url(url)!r} is not a database file: give a path, e.g. "
