@@ -127,6 +127,39 @@ def plant_remote_code(target: Path) -> None:
     )
 
 
+def fifo(name: str) -> Callable[[Path, Path], None]:
+    """A named pipe no one writes to: a reader that opens it blocks forever."""
+    def write(work: Path, model: Path) -> None:
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(work / name)
+    return write
+
+
+def raw(name: str, content: bytes) -> Callable[[Path, Path], None]:
+    def write(work: Path, model: Path) -> None:
+        (work / name).write_bytes(content)
+    return write
+
+
+def foreign_sqlite(name: str) -> Callable[[Path, Path], None]:
+    """Another application's SQLite database."""
+    def write(work: Path, model: Path) -> None:
+        import sqlite3
+
+        connection = sqlite3.connect(work / name)
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        connection.execute("INSERT INTO invoices (total) VALUES (12.5)")
+        connection.commit()
+        connection.close()
+    return write
+
+
+#: A few lines of YAML that expand to 9**9 (about 387 million) nodes.
+ALIAS_BOMB = "".join(
+    [f"a0: &a0 [{', '.join(['lol'] * 9)}]\n"]
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)])
+
+
 def remove(name: str) -> Callable[[Path], None]:
     def change(model: Path) -> None:
         (model / name).unlink()
@@ -149,6 +182,20 @@ CASES: dict[str, Case] = {
                                 y_train=np.arange(40) % 2)),
     "task folder without data": Case("orca-train", ("--task", "empty/"), "neither data.npz",
                                      folder("empty")),
+    "task file is a named pipe": Case("orca-search", ("--task", "pipe.npz", "--budget", "1cpu-minutes"),
+                                      "not a regular file", fifo("pipe.npz")),
+    "task folder's data.npz is a named pipe": Case(
+        "orca-train", ("--task", "piped/"), "not a regular file", fifo("piped/data.npz")),
+    "task csv is a named pipe": Case("orca-train", ("--task", "pipe.csv"), "not a regular file",
+                                     fifo("pipe.csv")),
+    "complex X": Case("orca-search", ("--task", "complex.npz", "--budget", "1cpu-minutes"),
+                      "complex numbers",
+                      npz("complex.npz", X_train=series().astype(np.complex64) * 1j,
+                          y_train=np.arange(40) % 2)),
+    "text X": Case("orca-train", ("--task", "text.npz"), "not numbers",
+                   npz("text.npz", X_train=np.full((40, 1, 16), "a"), y_train=np.arange(40) % 2)),
+    "complex y": Case("orca-train", ("--task", "cy.npz"), "y_train holds complex",
+                      npz("cy.npz", X_train=series(), y_train=np.arange(40) + 0j)),
     # labels
     "non-integer class labels": Case(
         "orca-train", ("--task", "frac.npz", "--task-type", "classification"),
@@ -178,14 +225,54 @@ CASES: dict[str, Case] = {
     "workers above the CPUs": Case("orca-search", (*SEARCH, "--workers", "100000"), "CPUs"),
     "workers not a number": Case("orca-search", (*SEARCH, "--workers", "two"),
                                  "invalid int value"),
+    # seeds and numbers
+    "seed negative": Case("orca-search", (*SEARCH, "--seed", "-1"), "--seed must be a whole number"),
+    "seed beyond 2**32": Case("orca-search", (*SEARCH, "--seed", str(2**32)), "from 0 to 4294967295"),
+    "train seed beyond 2**32": Case("orca-train", ("--task", "gunpoint", "--seed", str(2**40)),
+                                    "--seed must be a whole number"),
+    "train seed set negative": Case("orca-train", ("--task", "gunpoint", "--set", "seed=-5"),
+                                    "seed must be a whole number"),
+    "gpus-per-trial nan": Case("orca-search", (*SEARCH, "--gpus-per-trial", "nan"),
+                               "--gpus-per-trial must be a finite number"),
+    "gpus-per-trial inf": Case("orca-search", (*SEARCH, "--gpus-per-trial", "inf"),
+                               "--gpus-per-trial must be a finite number"),
+    # devices
+    "train device absent": Case("orca-train", ("--task", "gunpoint", "--device", "cuda:3"),
+                                "--device cuda:3"),
+    "train device unknown": Case("orca-train", ("--task", "gunpoint", "--device", "gpu0"),
+                                 "is not a device name"),
+    # plugins
+    "plugin missing": Case("orca-search", (*SEARCH, "--plugin", "no_such_orca_plugin"),
+                           "--plugin no_such_orca_plugin: importing it failed"),
+    "plugin empty": Case("orca-search", (*SEARCH, "--plugin", ""), "is not a module name"),
+    "plugin relative": Case("orca-train", ("--task", "gunpoint", "--plugin", ".parts"),
+                            "is not a module name"),
+    "plugin a path": Case("orca-predict", ("--model", MODEL, "--input", "x.npy", "--plugin",
+                                           "my_lab/parts.py"), "is not a module name"),
     # storage URLs
+    "storage another application's SQLite file": Case(
+        "orca-search", (*SEARCH, "--storage", "sqlite:///app.db"), "another application's database",
+        foreign_sqlite("app.db")),
+    "storage sqlite URL with a user": Case(
+        "orca-search", (*SEARCH, "--storage", f"sqlite://u:{PASSWORD}@/x.db"), "names a file only"),
+    "storage password with a slash": Case(
+        "orca-search", (*SEARCH, "--storage", f"postgresql://u:a/{PASSWORD}@127.0.0.1:1/db"),
+        "unreachable"),
+    "storage password with an @": Case(
+        "orca-search", (*SEARCH, "--storage", f"postgresql://u:{PASSWORD}@x@127.0.0.1:1/db"),
+        "unreachable"),
+    "storage password as a query parameter": Case(
+        "orca-search", (*SEARCH, "--storage", f"postgresql://u@127.0.0.1:1/db?password={PASSWORD}"),
+        "unreachable"),
+    "storage URL as a stray value": Case(
+        "orca-search", (*SEARCH, f"postgresql://u:{PASSWORD}@127.0.0.1/db"), "unrecognized arguments"),
     "storage malformed": Case("orca-search", (*SEARCH, "--storage", "not a url"), "malformed"),
     "storage unknown driver": Case("orca-search", (*SEARCH, "--storage", f"foo://u:{PASSWORD}@h/x"),
                                    "unknown database kind"),
     "storage sqlite path is a folder": Case("orca-search", (*SEARCH, "--storage", "sqlite:///adir"),
                                             "is not a file", folder("adir")),
     "storage sqlite URL with a password": Case(
-        "orca-search", (*SEARCH, "--storage", f"sqlite://u:{PASSWORD}@/adir"), "is not a file",
+        "orca-search", (*SEARCH, "--storage", f"sqlite://u:{PASSWORD}@/adir"), "names a file only",
         folder("adir")),
     "storage unreachable": Case(
         "orca-search", (*SEARCH, "--storage", f"postgresql://u:{PASSWORD}@127.0.0.1:1/db"),
@@ -201,6 +288,14 @@ CASES: dict[str, Case] = {
                                "does not exist"),
     "space invalid YAML": Case("orca-search", (*SEARCH, "--search-space", "space.yaml"),
                                "not valid YAML", text("space.yaml", "params: [unclosed\n")),
+    "space not UTF-8": Case("orca-search", (*SEARCH, "--search-space", "space.yaml"),
+                            "is not UTF-8 text", raw("space.yaml", b"params:\n  a: \xff\n")),
+    "space alias bomb": Case("orca-search", (*SEARCH, "--search-space", "space.yaml"),
+                             "more than 100,000 nodes", text("space.yaml", ALIAS_BOMB)),
+    "space a named pipe": Case("orca-search", (*SEARCH, "--search-space", "space.yaml"),
+                               "not a regular file", fifo("space.yaml")),
+    "space a folder": Case("orca-search", (*SEARCH, "--search-space", "sp.yaml"), "is a folder",
+                           folder("sp.yaml")),
     "space unknown key": Case("orca-search", (*SEARCH, "--search-space", "space.yaml"),
                               "refine.lrate", space(refine__lrate={"float": [1e-5, 1e-3]})),
     "space unknown registry name": Case(
@@ -224,6 +319,15 @@ CASES: dict[str, Case] = {
                          "refine.lr"),
     "set without value": Case("orca-train", ("--task", "gunpoint", "--set", "refine.lr"),
                               "KEY=VALUE"),
+    "config alias bomb": Case("orca-train", ("--task", "gunpoint", "--config", "bomb.yaml"),
+                              "more than 100,000 nodes", text("bomb.yaml", ALIAS_BOMB)),
+    "config not UTF-8": Case("orca-train", ("--task", "gunpoint", "--config", "c.yaml"),
+                             "is not UTF-8", raw("c.yaml", b"refine:\n  lr: \xe9\n")),
+    "config a named pipe": Case("orca-train", ("--task", "gunpoint", "--config", "c.yaml"),
+                                "not a regular file", fifo("c.yaml")),
+    "set value nests too deeply": Case("orca-train", ("--task", "gunpoint", "--set",
+                                                      "refine.lr=" + "[" * 3000),
+                                       "nests too deeply"),
     "config file missing": Case("orca-train", ("--task", "gunpoint", "--config", "nope.yaml"),
                                 "does not exist"),
     # model folders
@@ -329,7 +433,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
 
 
 END_TO_END = ["workers 0", "storage unreachable", "storage flag misspelt", "study ../x",
-              "NaN in X", "model with auto_map", "set unknown key"]
+              "NaN in X", "model with auto_map", "set unknown key", "task file is a named pipe",
+              "space alias bomb", "storage password with an @", "plugin missing"]
 
 
 @pytest.mark.parametrize("name", END_TO_END)
