@@ -133,6 +133,10 @@ def _check_arrays(raw: RawData, modality: str, source: str) -> RawData:
         if X is None or y is None:
             continue
         y = np.asarray(y)
+        if y.ndim == 0 or np.ndim(X) == 0:
+            single = f"y_{s}" if y.ndim == 0 else f"X_{s}"
+            raise OrcaInputError(f"{source}: {single} is a single value, not one per sample; "
+                                 "give arrays with one row per sample")
         if len(X) != len(y):
             raise OrcaInputError(
                 f"{source}: X_{s} has {len(X)} rows but y_{s} has {len(y)}; "
@@ -151,6 +155,11 @@ def _check_arrays(raw: RawData, modality: str, source: str) -> RawData:
                 raise OrcaInputError(
                     f"{source}: X_{s} has shape {X.shape}; {modality} inputs need "
                     f"{expected_ndim} dimensions"
+                )
+            if 0 in X.shape[1:]:
+                raise OrcaInputError(
+                    f"{source}: X_{s} has shape {X.shape}: each sample holds no values; give "
+                    "samples with at least one feature"
                 )
             if reference is None:
                 reference = X.shape[1:]
@@ -182,7 +191,7 @@ def _check_finite(a: np.ndarray, key: str, source: str) -> None:
 
 def _is_dense_target(X: Features, y: np.ndarray) -> bool:
     """y has the input's spatial shape: (N, C_out, *spatial), or (N, H, W) for images."""
-    if isinstance(X, pd.DataFrame) or X.ndim < 3:
+    if isinstance(X, pd.DataFrame) or X.ndim < 3 or y.dtype.kind not in "biuf":
         return False
     spatial = X.shape[2:]
     return (y.ndim == X.ndim and y.shape[2:] == spatial) or (X.ndim == 4 and y.shape[1:] == spatial)

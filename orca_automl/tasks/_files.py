@@ -139,6 +139,9 @@ def _read_tables(files: dict[str, Path], target: str | None) -> tuple[RawData, s
     """DataFrames of input columns and target arrays per split; the target column's name."""
     frames = {s: _read_table(f) for s, f in files.items()}
     columns = [str(c) for c in frames["train"].columns]
+    if not columns:
+        raise OrcaInputError(f"{files['train']}: the table has no columns; give a header row, "
+                             "input columns and a target column")
     if target is None:
         target = "target" if "target" in columns else columns[-1]
     parts: dict[str, Any] = {}
