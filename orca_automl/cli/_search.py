@@ -51,7 +51,7 @@ study layout (default storage sqlite:///studies/<study>.db):
   studies/<study>.db                    the Optuna study: trials, params, states, user attrs
   studies/<study>/winners/trial-<N>/    saved winners (orca-predict --model <folder>)
   studies/<study>/report/report.html    the study's report (also report.md and PNGs; orca-report)
-  studies/<study>/ray/                  Ray's logs of a locally started cluster
+  studies/<study>/ray/                  Ray's logs of the last local run (session_latest/logs/)
   The <study>/ folder sits next to an SQLite file; for other databases it is ./studies/<study>/.
 
 exit codes: 0 done, 2 bad input (nothing written to the study), 1 internal failure."""

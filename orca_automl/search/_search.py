@@ -35,7 +35,13 @@ from orca_automl.search._baselines import BaselineSaving, score_baselines
 from orca_automl.search._budget import Budget, BudgetLedger, format_seconds, parse_budget
 from orca_automl.search._callbacks import Resumed, SearchCallback, SearchStart
 from orca_automl.search._driver_lock import DriverLock, driver_lock
-from orca_automl.search._executor import ExecutionPlan, Executor, check_resources, ray_execution
+from orca_automl.search._executor import (
+    ExecutionPlan,
+    Executor,
+    check_cluster_address,
+    check_resources,
+    ray_execution,
+)
 from orca_automl.search._loop import LoopSettings, SearchLoop, remove_partial
 from orca_automl.search._pruning import PRUNING_MODES, pruners
 from orca_automl.search._records import StudyKey, TrialRecord
@@ -359,6 +365,8 @@ def _check_input(options: SearchOptions, toolkit: Toolkit) -> _Checked:
                 "cluster with GPUs"
             )
         check_resources(options.workers, 0.0, len(os.sched_getaffinity(0)), 0.0, "this machine")
+    else:  # seconds here, where Ray itself would retry for minutes
+        check_cluster_address(options.address)
     scripted = script_entries()
     if scripted:
         raise OrcaInputError(
