@@ -35,19 +35,20 @@ MIN_MASKED_LENGTH = 3
 _remembered: set[str] = set()
 
 
-def _split(url: str) -> tuple[str, str | None, str | None, str] | None:
+def _split(url: str, schemeless: bool = False) -> tuple[str, str | None, str | None, str] | None:
     """(scheme://, user, password, rest after the '@') of a URL; None when `url` has no
-    scheme; user and password None when it has no '@'."""
-    found = _SCHEME.match(url.strip())
-    if not found:
-        return None
+    scheme (unless `schemeless`: then "user:password@rest" counts too, the scheme ""); user
+    and password None when it has no '@'."""
     text = url.strip()
-    head, tail = text[:found.end()], text[found.end():]
+    found = _SCHEME.match(text)
+    if not found and not schemeless:
+        return None
+    head, tail = (text[:found.end()], text[found.end():]) if found else ("", text)
     if "@" not in tail:
         return head, None, None, tail
     userinfo, rest = tail.rsplit("@", 1)
     user, colon, password = userinfo.partition(":")
-    if "/" in user:  # an '@' in a path (sqlite:///a@b.db), not a user part
+    if found and "/" in user:  # an '@' in a path (sqlite:///a@b.db), not a user part
         return head, None, None, tail
     return head, user, password if colon else None, rest
 
@@ -55,9 +56,8 @@ def _split(url: str) -> tuple[str, str | None, str | None, str] | None:
 def redact_url(url: str) -> str:
     """`url` with its password and secret query values replaced by ***: the only form of a
     storage URL that is printed, logged or stored."""
-    parts = _split(url)
-    if parts is None:
-        return mask(url)
+    parts = _split(url, schemeless=True)
+    assert parts is not None
     head, user, password, rest = parts
     shown = head + ("" if user is None else f"{user}{'' if password is None else ':***'}@") + rest
     return _SECRET_QUERY.sub(r"\1***", shown)

@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -17,7 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orca_automl.cli import predict_main, report_main, search_main, train_main
-from orca_automl.credentials import mask, parse_url, redact_url, remember, url_secrets
+from orca_automl.credentials import (
+    mask,
+    parse_url,
+    redact_url,
+    remember,
+    url_secrets,
+)
+from orca_automl.errors import OrcaInputError
+from orca_automl.search import check_storage_url
 
 #: Passwords a user may type unencoded: each holds something a URL reserves.
 PASSWORDS = {
@@ -174,3 +183,27 @@ def test_secrets_of_a_command_line_are_masked_wherever_they_appear() -> None:
     remember(["--storage=" + url])
     assert mask("password 'Wh0le s3cret' and K3y-pass were refused") == (
         "password '***' and *** were refused")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["sqlite://", "sqlite:///", "sqlite:////", "nosuchdb://", "", "://"]),
+       st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)),
+       st.text(st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_any_storage_url_is_taken_or_refused_in_one_line_writing_nothing(
+        scheme: str, password: str | None, rest: str) -> None:
+    """The storage URL parser on anything: a URL to use, or one line without the password;
+    read-only either way. (Server URLs are left out: their check connects to whatever host
+    the text names.)"""
+    secret = None if password is None else "Zq" + password.replace("%", "")
+    url = scheme + ("" if secret is None else f"me:{secret}@") + rest
+    with tempfile.TemporaryDirectory() as tmp:
+        before = os.getcwd()
+        os.chdir(tmp)
+        try:
+            check_storage_url(url)
+        except OrcaInputError as exc:
+            assert "\n" not in str(exc)
+            assert secret is None or secret not in str(exc) or secret in rest
+        finally:
+            os.chdir(before)
+            assert not os.listdir(tmp)
