@@ -20,8 +20,8 @@ import pytest
 import orca_automl
 from orca_automl.cli import run_command
 from orca_automl.cli._common import one_line
-from orca_automl.errors import OrcaInputError
 from orca_automl.credentials import mask
+from orca_automl.errors import OrcaInputError
 from orca_automl.search._storage import check_study_name, default_study_name
 
 PACKAGE = Path(orca_automl.__file__).parent

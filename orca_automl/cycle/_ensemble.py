@@ -13,7 +13,8 @@ members/<i>/ and ensemble.json; paths inside are relative, so the folder can mov
      "gflops_per_sample": 2.4,                # summed member cost; null if one is unknown
      "scores": {...}, "notes": [...]}
 
-Saving is atomic like `save_model`.
+Saving is atomic like `save_model`. Loading reads ensemble.json like a model folder's
+meta.json (a regular UTF-8 file, its task block checked) and each member as a model folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,10 +34,16 @@ from orca_automl.cycle._saved import (
     FORMAT_VERSION,
     SavedPredictor,
     atomic_folder,
+    check_task_block,
+    fields_of,
     load_single,
+    read_json,
     read_meta,
 )
 from orca_automl.errors import OrcaInputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def save_ensemble(
@@ -102,19 +109,20 @@ class SavedEnsemble(SavedPredictor):
         return mean.astype(parts[0].dtype)
 
 
-def load_ensemble(directory: Path, device: str | None = None) -> SavedEnsemble:
+def load_ensemble(directory: Path, device: torch.device) -> SavedEnsemble:
     """An ensemble folder (ensemble.json and its member folders) as a `SavedEnsemble`."""
     path = directory / ENSEMBLE_FILE
-    try:
-        meta = json.loads(path.read_text())
-    except ValueError:  # bad JSON or bad UTF-8
-        meta = None
+    meta = read_json(path, "ensemble file")
     rels, weights = _layout(meta, path)
     root = directory.resolve()
     loaded = []
     for rel in rels:
         folder = directory / rel
-        if folder.resolve() == root or not folder.resolve().is_relative_to(root):
+        try:
+            where = folder.resolve()
+        except (OSError, RuntimeError, ValueError):  # a link loop, a NUL in the name
+            where = root
+        if where == root or not where.is_relative_to(root):
             raise OrcaInputError(
                 f"{path}: member {rel!r} lies outside the ensemble folder: save the ensemble again"
             )
@@ -130,10 +138,11 @@ def model_parts(directory: str | Path) -> list[tuple[Path, float]]:
     ensemble folder, or the folder itself with weight 1 (to build an ensemble of ensembles
     as one flat ensemble)."""
     directory = Path(directory)
-    if not (directory / ENSEMBLE_FILE).is_file():
+    if not (directory / ENSEMBLE_FILE).exists():
         read_meta(directory)  # refuses what is not a model folder
         return [(directory, 1.0)]
-    members, weights = _layout(json.loads((directory / ENSEMBLE_FILE).read_text()), directory)
+    path = directory / ENSEMBLE_FILE
+    members, weights = _layout(read_json(path, "ensemble file"), path)
     return [(directory / m, w) for m, w in zip(members, weights, strict=True)]
 
 
@@ -163,7 +172,7 @@ def _member_meta(folder: Path) -> dict[str, Any]:
 
 
 def _refuse_nested(folder: Path) -> None:
-    if (folder / ENSEMBLE_FILE).is_file():
+    if (folder / ENSEMBLE_FILE).exists():
         raise OrcaInputError(f"ensemble member {folder} is itself an ensemble: give its member "
                              "model folders instead")
 
@@ -231,4 +240,6 @@ def _layout(meta: object, path: Path) -> tuple[list[str], list[float]]:
         raise OrcaInputError(f"{path} is not a valid ensemble file ({problem}): save the "
                              "ensemble again")
     assert isinstance(meta, dict)
+    with fields_of(path):
+        check_task_block(meta["task"])
     return meta["members"], normalised_weights(meta.get("weights"), len(meta["members"]))

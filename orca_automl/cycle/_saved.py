@@ -2,11 +2,17 @@
 loads.
 
 A folder holds config.yaml (the run's configuration), meta.json (task shape and type,
-normalisation statistics, class names, scores, notes such as random weights), model.pt (the
-state_dict) and backbone/ with whatever the backbone's `save_architecture` writes (an HF
-encoder's config; nothing for timm models, rebuilt by name), so loading never needs a hub or
-the original weights. Writes go to a temporary folder renamed into place: an
-interrupted save leaves nothing half-written.
+normalisation statistics, class names, a table's column encoding, scores, notes such as
+random weights), model.pt (the state_dict) and backbone/ with whatever the backbone's
+`save_architecture` writes (an HF encoder's config; nothing for timm models, rebuilt by
+name), so loading never needs a hub or the original weights. Writes go to a temporary folder
+renamed into place: an interrupted save leaves nothing half-written.
+
+A folder is loaded as untrusted data: every file in it must be a regular file (a named pipe
+would block its reader), meta.json is checked field by field before anything is built
+(`check_meta`), model.pt must hold tensors with exactly the names and shapes of the model
+meta.json describes, and that model must run on one input of the recorded shape. Each
+failure is one `OrcaInputError` line naming the file and the field at fault.
 
 `load_model` also serves ensemble folders (see `_ensemble.py`) and saved baselines (see
 `baselines/_saved.py`); all predict through `SavedPredictor`, so callers never tell them
@@ -20,26 +26,49 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from orca_automl.backbones import refuse_remote_code
-from orca_automl.config import OrcaConfig
+from orca_automl.config import ModelConfig, OrcaConfig
 from orca_automl.cycle._model import OrcaModel, build_model
 from orca_automl.cycle._refine import predict
 from orca_automl.cycle._scope import add_lora, frozen_base_keys, has_lora
 from orca_automl.errors import OrcaInputError
-from orca_automl.tasks import Normalizer, Split, Task, to_predictions
+from orca_automl.inputs import load_yaml, read_text, real_array, regular_file, resolve_device
+from orca_automl.tasks import (
+    MODALITIES,
+    TASK_TYPES,
+    Normalizer,
+    Split,
+    TableEncoding,
+    Task,
+    to_predictions,
+)
+
+if TYPE_CHECKING:  # pandas loads only when a table is read
+    import pandas as pd
 
 FORMAT_VERSION = 1
 ENSEMBLE_FILE = "ensemble.json"
 BASELINE_FILE = "baseline.npz"  # a baseline's data in place of model.pt (see baselines/_saved.py)
+#: The most values one input sample of a saved model may hold (16 MiB as float32, e.g. a
+#: 4 x 1024 x 1024 image): meta.json's shapes size the arrays and the model built on loading.
+MAX_SAMPLE_VALUES = 2**22
+#: The most outputs (classes, labels, targets or channels) a saved model may have.
+MAX_OUTPUTS = 100_000
+#: How many numbers input_shape holds per modality: (features,), (channels, length),
+#: (channels, height, width).
+INPUT_DIMS = {"tabular": 1, "1d": 2, "2d": 3}
+AGAIN = "save the model again"
 
 
 def save_model(
@@ -79,8 +108,9 @@ def save_model(
 
 
 def task_block(task: Task) -> dict[str, Any]:
-    """What a saved folder's meta.json records of its task: enough to check inputs, turn
-    predictions into classes or units, and tell which data its model was made from."""
+    """What a saved folder's meta.json records of its task: enough to check inputs, encode a
+    table's raw rows as in training, turn predictions into classes or units, and tell which
+    data its model was made from."""
     return {
         "name": task.name,
         "task_type": task.task_type,
@@ -92,6 +122,8 @@ def task_block(task: Task) -> dict[str, Any]:
         "normalizer": task.normalizer.to_dict(),
         "fingerprint": task.fingerprint(),
         "data_fingerprint": data_fingerprint(task),
+        # a table's columns by name, numeric or one-hot (see tasks.TableEncoding); else None
+        "table_encoding": task.extras.get("table_encoding"),
     }
 
 
@@ -144,6 +176,29 @@ class SavedPredictor(abc.ABC):
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.meta["task"]["input_shape"])
 
+    def table_features(self, frame: pd.DataFrame, source: str = "the table") -> np.ndarray:
+        """The inputs of raw table rows (`source` names the table in errors).
+
+        A model trained on a table encodes the columns it was trained on, by name, as in
+        training: extra columns (the target, say) are ignored, categories unseen in training
+        encode as zeros. Other models take the numeric columns as they are.
+
+        Example:
+            >>> saved = load_model("models/churn")                         # doctest: +SKIP
+            >>> saved.predict(saved.table_features(pd.read_csv("new.csv")))  # doctest: +SKIP
+        """
+        encoding = self.meta["task"].get("table_encoding")
+        if encoding is None:
+            return numeric_columns(frame, source)
+        table = TableEncoding.from_dict(encoding)
+        missing = [name for name in table.columns if name not in frame.columns]
+        if missing:
+            raise OrcaInputError(
+                f"{source}: no columns {missing}, which the model was trained on: give its "
+                "input columns by name (other columns, such as the target, are ignored)"
+            )
+        return table.transform(frame, source=source)
+
     def predictions(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (classification), label probabilities (multilabel), or values
         in the task's units (regression, dense): the form ensembles average."""
@@ -168,7 +223,12 @@ class SavedPredictor(abc.ABC):
         return self.predictions(X).astype(np.float32)
 
     def _checked(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
+        try:
+            X = np.asarray(X)
+        except ValueError:  # ragged nested lists
+            raise OrcaInputError("the inputs are not an array of equal-length samples: give "
+                                 "samples shaped like the training data") from None
+        X = _float32(real_array(X, "the inputs"))
         if X.shape[1:] != self.input_shape:
             raise OrcaInputError(
                 f"inputs have per-sample shape {X.shape[1:]}, the model expects "
@@ -184,6 +244,22 @@ class SavedPredictor(abc.ABC):
     @abc.abstractmethod
     def _predictions(self, X: np.ndarray) -> np.ndarray:
         """`predictions` for inputs that passed `_checked`."""
+
+
+def numeric_columns(frame: pd.DataFrame, source: str) -> np.ndarray:
+    """A table's columns as float32 features, when all hold real numbers."""
+    numeric = frame.select_dtypes("number")
+    if numeric.shape[1] != frame.shape[1]:
+        text = [str(name) for name in frame.columns if name not in numeric.columns]
+        raise OrcaInputError(f"{source}: non-numeric columns {text[:5]}; give the numeric "
+                             "features only")
+    return _float32(real_array(frame.to_numpy(), source))
+
+
+def _float32(X: np.ndarray) -> np.ndarray:
+    """X as float32; values beyond its range become infinite, which the input checks refuse."""
+    with np.errstate(over="ignore"):
+        return X.astype(np.float32)
 
 
 @dataclasses.dataclass
@@ -209,47 +285,18 @@ class SavedModel(SavedPredictor):
 
 def load_model(directory: str | Path, device: str | None = None) -> SavedPredictor:
     """A model folder as a `SavedModel`, a saved baseline as a `SavedBaseline`, an ensemble
-    folder (ensemble.json) as a `SavedEnsemble`; all predict the same way."""
+    folder (ensemble.json) as a `SavedEnsemble`; all predict the same way. `device` (cpu
+    when None) must exist on this machine."""
+    resolved = resolve_device(device)
     directory = Path(directory)
-    if (directory / ENSEMBLE_FILE).is_file():
+    if (directory / ENSEMBLE_FILE).exists():  # a pipe there is refused, not read
         from orca_automl.cycle._ensemble import load_ensemble  # that module builds on this one
 
-        return load_ensemble(directory, device)
-    return load_single(directory, device)
+        return load_ensemble(directory, resolved)
+    return load_single(directory, resolved)
 
 
-def read_meta(directory: Path) -> dict[str, Any]:
-    """meta.json of a model folder; one clear line when `directory` is not one."""
-    meta_path = directory / "meta.json"
-    weights = [directory / "model.pt", directory / BASELINE_FILE]
-    if not meta_path.is_file() or not any(w.is_file() for w in weights):
-        raise OrcaInputError(
-            f"{directory} is not a saved model folder (no meta.json/model.pt): give a folder "
-            "written by orca-train or orca-search"
-        )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except ValueError:  # bad JSON or bad UTF-8
-        meta = None
-    if not isinstance(meta, dict) or not isinstance(meta.get("task"), dict):
-        raise OrcaInputError(f"{meta_path} is not valid model metadata: save the model again")
-    return meta
-
-
-def _add_saved_adapters(model: OrcaModel, adapters: dict[str, Any], directory: Path) -> None:
-    """LoRA folders keep only the adapters: the pretrained body they adapt must be the one
-    they were trained on."""
-    if adapters.get("kind") != "lora":
-        raise OrcaInputError(f"{directory}: unknown adapter kind {adapters.get('kind')!r}")
-    if model.backbone.identity != adapters.get("base"):
-        raise OrcaInputError(
-            f"{directory} holds LoRA adapters for {adapters.get('base')}, but the backbone "
-            f"loads as {model.backbone.identity}: make its pretrained weights available"
-        )
-    add_lora(model, int(adapters["rank"]), int(adapters["alpha"]))
-
-
-def load_single(directory: Path, device: str | None = None) -> SavedPredictor:
+def load_single(directory: Path, device: torch.device) -> SavedPredictor:
     """One model folder (not an ensemble) as a `SavedModel`, or a saved baseline as a
     `SavedBaseline`: data only (JSON, YAML through safe_load, weights_only tensors, arrays
     without pickle); a folder asking to run its own code is refused."""
@@ -261,18 +308,208 @@ def load_single(directory: Path, device: str | None = None) -> SavedPredictor:
     return _load_network(directory, meta, device)
 
 
-def _load_network(directory: Path, meta: dict[str, Any], device: str | None) -> SavedModel:
-    """A model folder written by `save_model`."""
+# -- meta.json: read as data, checked field by field ------------------------------------------
+
+
+class FieldError(Exception):
+    """A field of a saved folder's JSON at fault; `fields_of` words it as one line."""
+
+
+def require(ok: bool, field: str, want: str) -> None:
+    """Refuse `field` (e.g. "task.num_outputs") unless `ok`; `want` says what it must be."""
+    if not ok:
+        raise FieldError(f"{field} must be {want}")
+
+
+@contextlib.contextmanager
+def fields_of(path: Path) -> Iterator[None]:
+    """A `FieldError` raised in the block as one `OrcaInputError` line naming file `path`."""
+    try:
+        yield
+    except FieldError as exc:
+        raise OrcaInputError(f"{path}: {exc}: {AGAIN}") from None
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON value in regular UTF-8 file `path`; `what` names the file in errors."""
+    text = read_text(path, what, AGAIN)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise OrcaInputError(f"{path} is not a valid {what} (bad JSON: {exc}): {AGAIN}") from None
+    except RecursionError:
+        raise OrcaInputError(f"{path} is not a valid {what} (its JSON nests too deeply): "
+                             f"{AGAIN}") from None
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """meta.json of a model folder, checked (`check_meta`); one clear line when `directory`
+    is not a model folder or holds something other than regular files and folders."""
+    meta_path = directory / "meta.json"
+    if not directory.is_dir() or not meta_path.exists():
+        raise OrcaInputError(
+            f"{directory} is not a saved model folder (no meta.json/model.pt): give a folder "
+            "written by orca-train or orca-search"
+        )
+    for path in sorted(directory.rglob("*")):  # links to folders are not followed
+        if not (path.is_dir() or path.is_file()):
+            regular_file(path, "model folder entry", "remove it, or save the model again")
+    meta = check_meta(read_json(meta_path, "model metadata file"), meta_path)
+    weights = BASELINE_FILE if "baseline" in meta else "model.pt"
+    regular_file(directory / weights, "model weights file", AGAIN)
+    return meta
+
+
+def check_meta(meta: Any, path: Path) -> dict[str, Any]:
+    """`meta` (read from meta.json at `path`) when every block `save_model` or
+    `baselines.save_baseline` writes is there, of its type and in range; one line naming
+    the file and the field at fault otherwise."""
+    with fields_of(path):
+        require(isinstance(meta, dict), "its content", "a JSON object")
+        version = meta.get("format_version")
+        require(_whole(version) and version == FORMAT_VERSION, "format_version",
+                f"{FORMAT_VERSION} (the format this version reads)")
+        for block, kind in (("task", dict), ("scores", dict), ("notes", list)):
+            require(isinstance(meta.get(block), kind), block,
+                    "a JSON object" if kind is dict else "a list")
+        require(all(isinstance(note, str) for note in meta["notes"]), "notes", "a list of strings")
+        check_task_block(meta["task"])
+        if "baseline" not in meta:  # baselines.load_baseline checks its block
+            rebuild_config(meta.get("rebuild"))
+            _check_adapters(meta.get("adapters"))
+    return meta
+
+
+def check_task_block(t: Any) -> None:
+    """Raise `FieldError` unless `t` is a task block as `task_block` writes it: the types,
+    shapes and statistics every loader builds from, consistent with each other and bounded."""
+    require(isinstance(t, dict), "task", "a JSON object")
+    require(isinstance(t.get("name"), str), "task.name", "a string")
+    require(t.get("task_type") in TASK_TYPES, "task.task_type", f"one of {', '.join(TASK_TYPES)}")
+    require(t.get("modality") in MODALITIES, "task.modality", f"one of {', '.join(MODALITIES)}")
+    dims = INPUT_DIMS[t["modality"]]
+    shape = t.get("input_shape")
+    require(_shape(shape, 1) and len(shape) == dims, "task.input_shape",
+            f"a list of {dims} positive whole numbers for a {t['modality']} task")
+    size = math.prod(shape)
+    require(size <= MAX_SAMPLE_VALUES, "task.input_shape",
+            f"at most {MAX_SAMPLE_VALUES:,} values per sample, not {size:,}")
+    outputs = t.get("num_outputs")
+    require(_whole(outputs) and 1 <= outputs <= MAX_OUTPUTS, "task.num_outputs",
+            f"a whole number from 1 to {MAX_OUTPUTS:,}")
+    dense = t["task_type"] == "dense"
+    expected = [outputs, *shape[1:]] if dense else [outputs]
+    require(_shape(t.get("output_shape"), 0) and t["output_shape"] == expected,
+            "task.output_shape", f"{expected} (num_outputs{', then input_shape[1:]' if dense else ''})")
+    names = t.get("class_names")
+    require(names is None or (isinstance(names, list) and len(names) == outputs
+                              and all(isinstance(n, str) for n in names)),
+            "task.class_names", f"null or a list of {outputs} strings")
+    require(isinstance(t.get("fingerprint"), str), "task.fingerprint", "a string")
+    require(isinstance(t.get("data_fingerprint", ""), str),  # older folders lack it
+            "task.data_fingerprint", "a string")
+    _check_normalizer(t.get("normalizer"), tuple(shape), tuple(expected))
+    _check_encoding(t.get("table_encoding"), t["modality"], shape)
+
+
+def rebuild_config(rebuild: Any) -> ModelConfig:
+    """The model settings of meta.json's rebuild block; `FieldError` when it is none."""
+    require(isinstance(rebuild, dict), "rebuild", "a JSON object of model settings")
+    try:
+        return OrcaConfig.from_dict({"model": rebuild}).model
+    except (TypeError, ValueError) as exc:  # OrcaInputError included
+        raise FieldError(f"rebuild does not describe a model ({' '.join(str(exc).split())})"
+                         ) from None
+
+
+def _whole(value: Any) -> bool:
+    """A JSON whole number (not true or false)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shape(value: Any, low: int) -> bool:
+    """A non-empty list of whole numbers of at least `low`."""
+    return (isinstance(value, list) and len(value) > 0
+            and all(_whole(v) and v >= low for v in value))
+
+
+def _check_normalizer(d: Any, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> None:
+    keys = ("x_mean", "x_std", "per_sample", "y_mean", "y_std")
+    require(isinstance(d, dict) and all(k in d for k in keys), "task.normalizer",
+            f"a JSON object with {', '.join(keys)}")
+    require(isinstance(d["per_sample"], bool), "task.normalizer.per_sample", "true or false")
+    require(d["x_mean"] is not None and d["x_std"] is not None, "task.normalizer.x_mean/x_std",
+            "numbers, not null")
+    require((d["y_mean"] is None) == (d["y_std"] is None), "task.normalizer.y_mean/y_std",
+            "both null or both numbers")
+    try:
+        with np.errstate(all="ignore"):
+            norm = Normalizer.from_dict(d)
+    except (TypeError, ValueError):
+        raise FieldError("task.normalizer must hold arrays of numbers") from None
+    parts = {"x_mean": (norm.x_mean, input_shape), "x_std": (norm.x_std, input_shape),
+             "y_mean": (norm.y_mean, output_shape), "y_std": (norm.y_std, output_shape)}
+    for name, (values, onto) in parts.items():
+        if values is None:
+            continue
+        require(_broadcasts(values.shape, onto) and bool(np.isfinite(values).all()),
+                f"task.normalizer.{name}", f"finite numbers that broadcast against shape {onto}")
+        if name.endswith("std"):
+            require(bool((values > 0).all()), f"task.normalizer.{name}", "positive")
+
+
+def _broadcasts(shape: tuple[int, ...], onto: tuple[int, ...]) -> bool:
+    """Whether an array of `shape` broadcasts against one sample of shape `onto`, keeping it."""
+    try:
+        return np.broadcast_shapes(shape, onto) == onto
+    except ValueError:
+        return False
+
+
+def _check_encoding(d: Any, modality: str, input_shape: list[int]) -> None:
+    """A table's encoding (`TableEncoding.to_dict`): None, or names that make the inputs."""
+    if d is None:
+        return
+    field = "task.table_encoding"
+    require(isinstance(d, dict) and isinstance(d.get("numeric"), list)
+            and isinstance(d.get("categorical"), dict), field,
+            "null or a JSON object with a list numeric and an object categorical")
+    require(all(isinstance(name, str) for name in d["numeric"])
+            and all(isinstance(cats, list) and all(isinstance(c, str) for c in cats)
+                    for cats in d["categorical"].values()), field,
+            "column names, with the category names of each categorical column")
+    require(modality == "tabular", field, f"null for a {modality} task")
+    features = len(d["numeric"]) + sum(len(cats) for cats in d["categorical"].values())
+    require([features] == input_shape, field,
+            f"an encoding into input_shape's {input_shape[0]} features, not {features}")
+
+
+def _check_adapters(adapters: Any) -> None:
+    if adapters is None:  # also folders of versions before adapters
+        return
+    require(isinstance(adapters, dict) and adapters.get("kind") == "lora", "adapters",
+            'null or {"kind": "lora", "rank": .., "alpha": .., "base": ..}')
+    for key in ("rank", "alpha"):
+        require(_whole(adapters.get(key)) and adapters[key] >= 1, f"adapters.{key}",
+                "a positive whole number")
+    require(isinstance(adapters.get("base"), str), "adapters.base", "a string")
+
+
+# -- a network's folder: config.yaml, model.pt, the model they build ---------------------------
+
+
+def _load_network(directory: Path, meta: dict[str, Any], device: torch.device) -> SavedModel:
+    """A model folder written by `save_model` (meta.json checked by `read_meta`)."""
     for folder in (directory, directory / "backbone"):
         refuse_remote_code(folder)
-    config = OrcaConfig.from_yaml(directory / "config.yaml")
-    rebuild = dict(meta["rebuild"])
+    weights = directory / "model.pt"
+    state = _read_weights(weights)
+    config = _read_config(directory / "config.yaml")
+    model_config = rebuild_config(meta["rebuild"])
     adapters = meta.get("adapters")
-    if rebuild["backbone"] == "hf" and not adapters:
-        rebuild["backbone_args"] = {
-            **rebuild["backbone_args"], "name_or_path": str(directory / "backbone")
-        }
-    model_config = type(config.model)(**rebuild)
+    if model_config.backbone == "hf" and not adapters:
+        model_config = dataclasses.replace(model_config, backbone_args={
+            **model_config.backbone_args, "name_or_path": str(directory / "backbone")})
     t = meta["task"]
     normalizer = Normalizer.from_dict(t["normalizer"])
     shape = tuple(t["input_shape"])
@@ -283,15 +520,108 @@ def _load_network(directory: Path, meta: dict[str, Any], device: str | None) -> 
         name=t["name"], task_type=t["task_type"], modality=t["modality"], train=dummy,
         val=dummy, test=dummy, num_outputs=t["num_outputs"], normalizer=normalizer,
     )
-    model = build_model(skeleton, model_config, config.seed)
-    state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
+    meta_path = directory / "meta.json"
+    try:
+        model = build_model(skeleton, model_config, config.seed)
+    except OrcaInputError as exc:  # its words may quote the file's (a key with a newline)
+        raise OrcaInputError(f"{meta_path}: {' '.join(str(exc).split())}") from None
+    except (TypeError, ValueError, RuntimeError, OSError) as exc:
+        raise OrcaInputError(f"{meta_path}: the model it describes cannot be built "
+                             f"({type(exc).__name__}: {first_line(exc)}): {AGAIN}") from None
     if adapters:
         _add_saved_adapters(model, adapters, directory)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or set(missing) - frozen_base_keys(model):
-            raise OrcaInputError(f"{directory}/model.pt does not fit its LoRA model: save it again")
-    else:
-        model.load_state_dict(state)
-    dev = torch.device(device) if device else torch.device("cpu")
-    model.to(dev).eval()
+    optional = frozen_base_keys(model) if adapters else set()  # rebuilt from pretrained weights
+    _check_weights(weights, state, model.state_dict(), optional)
+    model.load_state_dict(state, strict=not adapters)
+    model.to(device).eval()
+    _check_runs(model, t, device, meta_path)
     return SavedModel(model, meta, config, normalizer)
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """model.pt as a mapping of names to tensors, loaded as data (weights_only): a pickle that
+    names anything else (code included) is refused, never run."""
+    regular_file(path, "model weights file", AGAIN)
+    try:
+        with warnings.catch_warnings():  # the weights-only unpickler's notes on odd files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged or hostile file fails in many ways, all the file's
+        raise OrcaInputError(
+            f"{path} cannot be loaded as tensors ({type(exc).__name__}): it is damaged or "
+            f"holds other objects, which are never unpickled: {AGAIN}"
+        ) from None
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise OrcaInputError(f"{path} does not hold a mapping of names to tensors: {AGAIN}")
+    return state
+
+
+def _check_weights(path: Path, state: dict[str, torch.Tensor],
+                   needed: dict[str, torch.Tensor], optional: set[str]) -> None:
+    """One line unless `state` holds every tensor of `needed` (but `optional`), each of its
+    name, shape and type, and nothing else."""
+    for name, tensor in state.items():
+        want = needed.get(name)
+        if want is None:
+            raise OrcaInputError(f"{path} holds {name}, which the model built from meta.json "
+                                 f"does not have: {AGAIN}")
+        if (tensor.shape != want.shape or tensor.dtype != want.dtype
+                or tensor.layout != want.layout):
+            raise OrcaInputError(
+                f"{path} holds {name} of shape {tuple(tensor.shape)} ({_kind(tensor)}), the "
+                f"model built from meta.json needs {tuple(want.shape)} ({_kind(want)}): {AGAIN}"
+            )
+    missing = sorted(set(needed) - set(state) - optional)
+    if missing:
+        raise OrcaInputError(f"{path} lacks {len(missing)} tensors of the model built from "
+                             f"meta.json, e.g. {missing[0]}: {AGAIN}")
+
+
+def _kind(tensor: torch.Tensor) -> str:
+    kind = str(tensor.dtype).removeprefix("torch.")
+    return kind if tensor.layout == torch.strided else f"{kind}, {tensor.layout}"
+
+
+def _check_runs(model: OrcaModel, task: dict[str, Any], device: torch.device,
+                meta_path: Path) -> None:
+    """One zero sample through the model: shapes that fit the weights' names and shapes but
+    not the network (a sequence too short, say) fail here, not at the first prediction."""
+    x = torch.zeros((1, *task["input_shape"]), device=device)
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise OrcaInputError(
+            f"{meta_path}: the model it describes cannot run on one input of shape "
+            f"{tuple(task['input_shape'])} ({type(exc).__name__}): {AGAIN}") from None
+    if tuple(out.shape) != (1, *task["output_shape"]):
+        raise OrcaInputError(
+            f"{meta_path}: the model it describes outputs shape {tuple(out.shape[1:])} per "
+            f"sample, task.output_shape says {tuple(task['output_shape'])}: {AGAIN}")
+
+
+def _read_config(path: Path) -> OrcaConfig:
+    """config.yaml of a model folder."""
+    data = load_yaml(read_text(path, "model config", AGAIN), f"model config {path}")
+    try:
+        return OrcaConfig.from_dict(data)
+    except OrcaInputError as exc:
+        raise OrcaInputError(f"model config {path}: {exc}") from None
+
+
+def _add_saved_adapters(model: OrcaModel, adapters: dict[str, Any], directory: Path) -> None:
+    """LoRA folders keep only the adapters: the pretrained body they adapt must be the one
+    they were trained on."""
+    if model.backbone.identity != adapters["base"]:
+        raise OrcaInputError(
+            f"{directory} holds LoRA adapters for {adapters['base']}, but the backbone "
+            f"loads as {model.backbone.identity}: make its pretrained weights available"
+        )
+    add_lora(model, adapters["rank"], adapters["alpha"])
+
+
+def first_line(exc: BaseException) -> str:
+    """The start of an exception's message, for one-line errors."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
