@@ -328,6 +328,15 @@ CASES: dict[str, Case] = {
     "set value nests too deeply": Case("orca-train", ("--task", "gunpoint", "--set",
                                                       "refine.lr=" + "[" * 3000),
                                        "nests too deeply"),
+    "train output under a file": Case("orca-train", ("--task", "gunpoint", "--output", "f.txt/m"),
+                                      "is not a writable folder", text("f.txt", "mine")),
+    "train output a file": Case("orca-train", ("--task", "gunpoint", "--output", "f.txt"),
+                                "is not a model folder", text("f.txt", "mine")),
+    "backbone folder holding a named pipe": Case(
+        "orca-train", ("--task", "gunpoint", "--set", "model.backbone=hf",
+                       "--set", "model.backbone_args={name_or_path: piped-bert}"),
+        "not a regular file", lambda work, model: (shutil.copytree(model / "backbone", work / "piped-bert"),
+                                                   os.mkfifo(work / "piped-bert" / "vocab.txt"))),
     "config file missing": Case("orca-train", ("--task", "gunpoint", "--config", "nope.yaml"),
                                 "does not exist"),
     # model folders

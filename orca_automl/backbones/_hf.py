@@ -21,6 +21,7 @@ from orca_automl.backbones._base import ReferenceSet, SequenceBackbone
 from orca_automl.backbones._reference import english_sentences, kmeans_labels
 from orca_automl.backbones._registry import BACKBONES, BackboneInfo
 from orca_automl.errors import OrcaInputError
+from orca_automl.inputs import regular_file
 
 
 def packaged_minilm_path() -> str:
@@ -37,10 +38,14 @@ def refuse_remote_code(folder: str | Path) -> None:
     """Refuse a local model folder whose config files ask to run the folder's own Python code
     (`auto_map`): models load as data only, and transformers would otherwise ask on the
     terminal whether to run that code. Checked before any `from_pretrained` sees the folder;
-    hub ids are loaded with `trust_remote_code=False`, which refuses such code the same way."""
+    hub ids are loaded with `trust_remote_code=False`, which refuses such code the same way.
+    Its files must be regular files: a named pipe would block whoever reads it."""
     folder = Path(folder)
     if not folder.is_dir():
         return
+    for entry in sorted(folder.iterdir()):
+        if not entry.is_dir():
+            regular_file(entry, "model folder entry", "give a folder of regular files")
     for path in sorted(folder.glob("*config.json")):
         try:
             data = json.loads(path.read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def _train(args: argparse.Namespace) -> int:
     from orca_automl.tasks import load_task
 
     device = resolve_device(args.device) if args.device else None
+    if args.output:  # before training, not after: the run would be lost
+        _check_output(Path(args.output))
     config = OrcaConfig.from_yaml(args.config) if args.config else OrcaConfig()
     overrides = dict(parse_override(s) for s in args.set)
     if args.seed is not None:
@@ -59,8 +62,7 @@ def _train(args: argparse.Namespace) -> int:
         config = config.with_overrides(overrides)
     task = load_task(args.task, task_type=args.task_type, target=args.target, seed=config.seed)
     output = Path(args.output) if args.output else Path("models") / task.name
-    if output.exists() and not (output / "meta.json").is_file():
-        raise OrcaInputError(f"--output {output} exists and is not a model folder: choose another")
+    _check_output(output)
     print(f"task {task.name}: {task.description}")
     print(f"  {task.task_type}, {task.modality} input {task.input_shape}, "
           f"train/val/test {len(task.train)}/{len(task.val)}/{len(task.test)}")
@@ -90,6 +92,19 @@ def _train(args: argparse.Namespace) -> int:
     save_model(result.model, task, config, output, scores=result.scores(test), notes=result.notes)
     print(f"saved model: {output}  ({result.device_seconds:.0f} s, {result.cost:.3f} GFLOPs/sample)")
     return 0
+
+
+def _check_output(output: Path) -> None:
+    """The model folder to write: a new folder (parents made) or an earlier model folder,
+    which the new model replaces; never a file or a folder of other files."""
+    if output.exists() and not (output / "meta.json").is_file():
+        raise OrcaInputError(f"--output {output} exists and is not a model folder: choose another")
+    ancestor = output.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OrcaInputError(f"--output {output}: cannot make it ({ancestor} is not a writable "
+                             "folder): give a path in a folder you can write")
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
