@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trials run in parallel (default 1), e.g. --workers 2")
     p.add_argument("--address", metavar="RAY_ADDRESS",
                    help="join this Ray cluster instead of starting Ray locally, e.g. "
-                        "--address ray://head-node:10001 (its nodes need orca-automl installed)")
+                        "--address ray://head-node:10001 (its nodes need orca-automl installed; "
+                        "the RAY_ADDRESS variable is not read)")
     p.add_argument("--gpus-per-trial", type=float, metavar="G",
                    help="GPUs each trial holds, fractions allowed (default: 1 for a gpu budget, "
                         "else 0), e.g. --gpus-per-trial 0.5")

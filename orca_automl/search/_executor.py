@@ -370,7 +370,7 @@ def ray_execution(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterat
             stack.callback(_keep_last_session, folder, temp_dir, scratch)
             stack.enter_context(_local_token(folder / TOKEN_FILE))
             stack.callback(ray.shutdown)  # also after a start that failed half way
-            with _loopback_only(), _quiet_token_notice(plan.debug):
+            with _loopback_only(), _quiet_token_notice(plan.debug), _without("RAY_ADDRESS"):
                 ray.init(
                     num_cpus=len(os.sched_getaffinity(0)),
                     include_dashboard=False,
@@ -465,6 +465,18 @@ def _loopback_only() -> Iterator[None]:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+@contextmanager
+def _without(variable: str) -> Iterator[None]:
+    """The environment without `variable` for the block: a local start must not join the
+    cluster RAY_ADDRESS names (only --address joins one)."""
+    saved = os.environ.pop(variable, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[variable] = saved
 
 
 @contextmanager
