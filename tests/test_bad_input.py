@@ -182,6 +182,10 @@ CASES: dict[str, Case] = {
                                 y_train=np.arange(40) % 2)),
     "task folder without data": Case("orca-train", ("--task", "empty/"), "neither data.npz",
                                      folder("empty")),
+    "task path too long": Case("orca-search", ("--task", "x" * 5000, "--budget", "1cpu-minutes"),
+                               "too long for the file system"),
+    "space name too long": Case("orca-search", (*SEARCH, "--search-space", "s" * 5000),
+                                "too long for the file system"),
     "task file is a named pipe": Case("orca-search", ("--task", "pipe.npz", "--budget", "1cpu-minutes"),
                                       "not a regular file", fifo("pipe.npz")),
     "task folder's data.npz is a named pipe": Case(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import re
 import sys
@@ -99,17 +100,29 @@ def _run(name: str, body: Callable[[argparse.Namespace], int], args: argparse.Na
     except OrcaStorageLost as exc:
         print(f"{name}: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:  # only a path the user typed can be too long
+            return _internal(name, exc, args)
+        where = str(exc.filename or "")
+        print(f"{name}: error: a path is too long for the file system "
+              f"({one_line(where[:60])}...): give a shorter one", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         detail = f": {one_line(str(exc))}" if isinstance(exc, SearchInterrupted) else ""
         print(f"{name}: interrupted{detail}", file=sys.stderr)
         return 130
     except Exception as exc:  # internal failure: exit 1
-        if getattr(args, "debug", False):
-            print(mask(traceback.format_exc()), end="", file=sys.stderr)
-        else:
-            print(f"{name}: internal error: {type(exc).__name__}: {one_line(str(exc))} "
-                  "(rerun with --debug)", file=sys.stderr)
-        return 1
+        return _internal(name, exc, args)
+
+
+def _internal(name: str, exc: Exception, args: argparse.Namespace) -> int:
+    """An internal failure: exit 1, the traceback under --debug."""
+    if getattr(args, "debug", False):
+        print(mask(traceback.format_exc()), end="", file=sys.stderr)
+    else:
+        print(f"{name}: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+              "(rerun with --debug)", file=sys.stderr)
+    return 1
 
 
 def add_plugin_flag(parser: argparse.ArgumentParser) -> None:
