@@ -27,7 +27,7 @@ _SCHEME = re.compile(r"\w[\w+.-]*://")
 _SECRET_QUERY = re.compile(r"([?&;](?:" + "|".join(SECRET_KEYS) + r")=)([^&;#\s'\"]*)", re.IGNORECASE)
 #: In free text: "scheme://user:password@" with the password running to the last '@' before
 #: the next whitespace.
-_TEXT_PASSWORD = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):\S*@")
+_TEXT_PASSWORD = re.compile(r"((?:\w[\w+.-]*)?://[^\s:/@]*):\S*@")
 #: Registered secrets shorter than this are masked only where they stand in a URL (masking
 #: every "pw" in a traceback would garble it and hide nothing).
 MIN_MASKED_LENGTH = 3
@@ -37,18 +37,22 @@ _remembered: set[str] = set()
 
 def _split(url: str, schemeless: bool = False) -> tuple[str, str | None, str | None, str] | None:
     """(scheme://, user, password, rest after the '@') of a URL; None when `url` has no
-    scheme (unless `schemeless`: then "user:password@rest" counts too, the scheme ""); user
-    and password None when it has no '@'."""
+    scheme, unless `schemeless`: then whatever precedes a '://' is the scheme, and without
+    one "user:password@rest" counts too. User and password are None when there is no '@'."""
     text = url.strip()
     found = _SCHEME.match(text)
-    if not found and not schemeless:
+    if found:
+        head, tail = text[:found.end()], text[found.end():]
+    elif schemeless:
+        at = text.find("://")
+        head, tail = (text[:at + 3], text[at + 3:]) if at >= 0 else ("", text)
+    else:
         return None
-    head, tail = (text[:found.end()], text[found.end():]) if found else ("", text)
     if "@" not in tail:
         return head, None, None, tail
     userinfo, rest = tail.rsplit("@", 1)
     user, colon, password = userinfo.partition(":")
-    if found and "/" in user:  # an '@' in a path (sqlite:///a@b.db), not a user part
+    if head and "/" in user:  # an '@' in a path (sqlite:///a@b.db), not a user part
         return head, None, None, tail
     return head, user, password if colon else None, rest
 
@@ -57,7 +61,7 @@ def redact_url(url: str) -> str:
     """`url` with its password and secret query values replaced by ***: the only form of a
     storage URL that is printed, logged or stored."""
     parts = _split(url, schemeless=True)
-    assert parts is not None
+    assert parts is not None  # schemeless: always parts
     head, user, password, rest = parts
     shown = head + ("" if user is None else f"{user}{'' if password is None else ':***'}@") + rest
     return _SECRET_QUERY.sub(r"\1***", shown)
