@@ -10,9 +10,9 @@ retries a crashed trial behind the ledger's back (`max_retries=0`).
 
 Locally the search starts Ray itself, listening on 127.0.0.1 only and requiring a token of its
 own, and stops it at the end, when the study's Ray folder keeps that run's logs and nothing of
-it is left elsewhere (see `ray_execution`). An address joins an existing cluster instead (whose
+it is left elsewhere (see `_ray_files.py`). An address joins an existing cluster instead (whose
 nodes must have orca-automl installed; the driver brings the cluster's token if it requires
-one), once `check_cluster_address` found something listening there. Each run's result names the
+one), once `check_cluster_address` (`_cluster_address.py`) found something listening there. Each run's result names the
 node it ran on. Each worker imports the plugin modules (modules outside the package that
 registered backbones, embedders, distances, heads or tasks) before its first trial, so
 registered names resolve there as they do in the driver.
@@ -26,11 +26,7 @@ import logging
 import os
 import re
 import secrets
-import shutil
-import signal
 import socket
-import tempfile
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -40,29 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from orca_automl.errors import OrcaInputError
+from orca_automl.search._ray_files import (
+    clear_leftovers,
+    keep_last_session,
+    ray_temp_dir,
+    show_session,
+)
 from orca_automl.search._records import TrialResult, WorkerNode
 from orca_automl.search._runner import TrialOutcome, TrialRequest, TrialRunner, execute_trial
-
-#: Ray puts unix sockets under its temp folder; their paths may not exceed 107 bytes, and
-#: the session folder and socket name add about 65 more.
-_MAX_RAY_TEMP_CHARS = 40
-
-#: Name prefix of the folders made in the system temp folder for Ray's sockets, when the
-#: study's Ray folder has too long a path for them (see `_ray_temp_dir`).
-_SCRATCH_PREFIX = "orca-ray-"
-
-#: Ray's link to its newest session folder, in its temp folder; the study's Ray folder has one.
-SESSION_LATEST = "session_latest"
-
-#: Seconds `check_cluster_address` waits for a cluster's address to answer.
-CONNECT_TIMEOUT = 5.0
-
-#: What `--address` takes, for the one-line errors.
-_ADDRESS_FORMS = ("give ray://HOST:PORT (a Ray Client server, port 10001 by default), HOST:PORT "
-                  "(the cluster's GCS, port 6379 by default) or auto (the cluster `ray start` "
-                  "started on this machine), or leave --address out to start Ray here")
-
-_log = logging.getLogger(__name__)
 
 #: The local cluster's address: its servers listen on this machine only (see `_loopback_only`).
 LOOPBACK = "127.0.0.1"
@@ -208,155 +189,16 @@ def check_resources(workers: int, gpus_per_trial: float, cpus: float, gpus: floa
         )
 
 
-def check_cluster_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Refuse `--address` unless it is well formed and something answers there within `timeout`
-    seconds: Ray itself, given an address where nothing listens, retries for minutes.
-
-    `ray://HOST:PORT` names a Ray Client server, `HOST:PORT` a cluster's GCS, and `auto` the
-    cluster Ray finds on its own: the one RAY_ADDRESS names, else the one `ray start` recorded
-    or a running one on this machine. Read-only: it only opens (and closes) a TCP connection.
-    A cluster that answers but refuses the join is told apart later, by `ray_execution`.
-    """
-    where = f"--address {address}"
-    if address == "auto":
-        address = _auto_address()
-        where = f"--address auto ({address})"
-    host, port = _host_and_port(address, where)
-    if address.startswith("ray://"):
-        _check_ray_client(where)
-    problem = _unreachable(host, port, timeout)
-    if problem is not None:
-        raise OrcaInputError(
-            f"cannot reach the Ray cluster at {where} ({problem}): start it with "
-            "`ray start --head` on that machine, or fix the address"
-        )
-
-
-def _auto_address() -> str:
-    """The address `ray.init(address="auto")` would join, found the way Ray finds it."""
-    from ray._private import services
-
-    try:
-        found: str = services.get_ray_address_from_environment("auto", None)
-    except ConnectionError:
-        raise OrcaInputError(
-            "--address auto: no Ray cluster runs on this machine (no RAY_ADDRESS, none started "
-            "with `ray start`): start one with `ray start --head`, or give its address"
-        ) from None
-    return found
-
-
-def _check_ray_client(where: str) -> None:
-    """Refuse a Ray Client address when Ray Client's own dependencies (grpcio, which plain
-    `pip install ray` leaves out) are missing: Ray would say so only after connecting."""
-    import ray
-    from ray._private.utils import get_ray_client_dependency_error
-
-    missing = get_ray_client_dependency_error()
-    if missing is not None:
-        raise OrcaInputError(
-            f"{where}: joining through Ray Client needs ray[client], which is not installed "
-            f"({missing}): pip install 'ray[client]=={ray.__version__}' here, or give the "
-            "cluster's GCS address HOST:PORT (port 6379 by default)"
-        )
-
-
-def _host_and_port(address: str, where: str) -> tuple[str, int]:
-    """The host and port of a Ray address (`[v6-address]:PORT` for IPv6, as Ray writes it)."""
-    scheme, separator, rest = address.partition("://")
-    if not separator:
-        scheme, rest = "", address
-    if rest.startswith("["):  # [v6-address]:PORT
-        host, bracket, port = rest[1:].partition("]")
-        colon = ":" if bracket and port.startswith(":") else ""
-        port = port[1:]
-    else:
-        host, colon, port = rest.rpartition(":")
-    if scheme not in ("", "ray"):
-        problem: str | None = f"{scheme}:// is not a Ray address"
-    elif ":" in host and not rest.startswith("["):
-        problem = "an IPv6 address goes in brackets, e.g. [::1]:6379"
-    else:
-        problem = _problem(host, port, bool(colon))
-    if problem is not None:
-        raise OrcaInputError(f"{where}: {problem}; {_ADDRESS_FORMS}")
-    return host, int(port)
-
-
-def _problem(host: str, port: str, has_port: bool) -> str | None:
-    """What is wrong with an address's host and port, if anything."""
-    if not has_port or not port:
-        return "no port"
-    if not host or host.isspace():
-        return "no host"
-    if not (port.isascii() and port.isdigit()):
-        return f"port {port!r} is not a number"
-    if not 0 < int(port) < 65536:
-        return f"port {int(port)} is not between 1 and 65535"
-    return None
-
-
-def _unreachable(host: str, port: int, timeout: float) -> str | None:
-    """Why nothing answers at host:port within `timeout` seconds (None: something does): the
-    host's name does not resolve, or no address of it accepts a connection."""
-    deadline = time.monotonic() + timeout
-    try:
-        addresses = _resolve(host, port, timeout)
-    except TimeoutError:
-        return f"looking up {host} timed out after {timeout:g} s"
-    except (OSError, UnicodeError):
-        return f"host {host} not found"
-    problem = f"timed out after {timeout:g} s"
-    for family, kind, protocol, _, address in addresses:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return problem
-        with socket.socket(family, kind, protocol) as probe:
-            probe.settimeout(left)
-            try:
-                probe.connect(address)
-                return None
-            except TimeoutError:
-                problem = f"timed out after {timeout:g} s"
-            except ConnectionRefusedError:
-                problem = "connection refused"
-            except OSError as exc:
-                problem = (exc.strerror or str(exc)).lower()
-    return problem
-
-
-def _resolve(host: str, port: int, timeout: float) -> list[Any]:
-    """`socket.getaddrinfo` for TCP, given up on after `timeout` seconds (a slow name server
-    would otherwise hold the check for as long as it likes)."""
-    found: list[Any] = []
-    failed: list[BaseException] = []
-
-    def look_up() -> None:
-        try:
-            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except (OSError, UnicodeError) as exc:
-            failed.append(exc)
-
-    lookup = threading.Thread(target=look_up, daemon=True, name="orca-address-lookup")
-    lookup.start()
-    lookup.join(timeout)
-    if lookup.is_alive():
-        raise TimeoutError(host)
-    if failed:
-        raise failed[0]
-    return found
-
-
 @contextmanager
 def ray_execution(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterator[Executor]:
     """Start (or join) Ray, yield a `RayExecutor`, and shut Ray down afterwards.
 
     A local Ray's files go to `plan.temp_dir`, the study's Ray folder (through a folder in the
-    system temp folder when that path is too long for Ray's sockets, see `_ray_temp_dir`).
+    system temp folder when that path is too long for Ray's sockets, see `ray_temp_dir`).
     However the block ends (done, bad input found once Ray runs, Ctrl-C, an error), once Ray
     has stopped, the study's Ray folder keeps the logs of this run's Ray session only, older
     sessions' are removed, and nothing of this run is left in the system temp folder (see
-    `_keep_last_session`). Ray writes nowhere else there when given its temp folder (checked
+    `keep_last_session`). Ray writes nowhere else there when given its temp folder (checked
     with Ray 2.60: not /tmp/ray, no session_latest link, no address file).
     """
     import ray
@@ -365,9 +207,9 @@ def ray_execution(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterat
     level = logging.INFO if plan.debug else logging.WARNING
     with ExitStack() as stack:
         if plan.address is None:
-            folder = _clear_leftovers(plan.temp_dir.absolute())
-            temp_dir, scratch = _ray_temp_dir(folder)
-            stack.callback(_keep_last_session, folder, temp_dir, scratch)
+            folder = clear_leftovers(plan.temp_dir.absolute())
+            temp_dir, scratch = ray_temp_dir(folder)
+            stack.callback(keep_last_session, folder, temp_dir, scratch)
             stack.enter_context(_local_token(folder / TOKEN_FILE))
             stack.callback(ray.shutdown)  # also after a start that failed half way
             with _loopback_only(), _quiet_token_notice(plan.debug), _without("RAY_ADDRESS"):
@@ -379,7 +221,7 @@ def ray_execution(plan: ExecutionPlan, runner: TrialRunner, task: Any) -> Iterat
                     log_to_driver=plan.debug,
                     logging_level=level,
                 )
-            _show_session(folder, temp_dir)
+            show_session(folder, temp_dir)
             where = "this machine"
         else:
             stack.callback(ray.shutdown)
@@ -493,159 +335,3 @@ def _quiet_token_notice(debug: bool) -> Iterator[None]:
         notice.setLevel(saved)
 
 
-def _ray_temp_dir(folder: Path) -> tuple[Path, Path | None]:
-    """Ray's temp folder for one run, and the folder made for it in the system temp folder
-    (None: none was).
-
-    `folder`, the study's Ray folder, is made (mode 0700). Ray's temp folder is `folder` itself
-    when its path is short enough for Ray's sockets; else `<system temp>/orca-ray-XXXX/ray` in
-    a folder only this user may enter (Ray opens its temp folder to everyone), which
-    `folder`'s `session_latest` links to while Ray runs (and its session, see
-    `_show_session`): the live logs are at `<folder>/session_latest/logs` either way.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
-    if len(str(folder)) <= _MAX_RAY_TEMP_CHARS:
-        return folder, None
-    scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX))
-    temp_dir = scratch / "ray"
-    link = folder / SESSION_LATEST
-    _remove(link)
-    link.symlink_to(temp_dir / SESSION_LATEST)
-    return temp_dir, scratch
-
-
-def _show_session(folder: Path, temp_dir: Path) -> None:
-    """Once Ray has started: close its temp folder to other users again (Ray opens it to
-    everyone, mode 0777) and, when that is not `folder`, link its session folder from
-    `folder` under the name it will be kept by (see `_keep_last_session`)."""
-    temp_dir.chmod(0o700)
-    session = _ray_session(temp_dir)
-    if temp_dir != folder and session is not None:
-        link = folder / session.name
-        _remove(link)
-        link.symlink_to(session, target_is_directory=True)
-
-
-def _keep_last_session(folder: Path, temp_dir: Path, scratch: Path | None) -> None:
-    """Once Ray has stopped: `folder`, the study's Ray folder, keeps the logs of this run's
-    Ray session, moved there from the system temp folder if Ray ran there, as
-    `<folder>/session_<time>/logs` with `session_latest` linking to it, and nothing else;
-    `scratch`, the folder Ray ran in in the system temp folder, is removed. A run that made
-    no session (Ray failed to start) keeps the newest earlier one. Folders are left mode 0700.
-    The logs are worth less than the search's result: failing to keep them is logged, not
-    raised."""
-    try:
-        session = _ray_session(temp_dir)
-        if session is not None and scratch is not None:
-            kept = folder / session.name
-            if kept.is_symlink():  # the link to it while Ray ran
-                kept.unlink()
-            kept.mkdir(mode=0o700, exist_ok=True)
-            if (session / "logs").is_dir():
-                shutil.move(session / "logs", kept / "logs")
-        _prune_sessions(folder, session.name if session is not None else None)
-    except OSError as exc:
-        _log.warning("Ray's logs of this run were not kept in %s: %s", folder, exc)
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _ray_session(temp_dir: Path) -> Path | None:
-    """The session folder Ray made in `temp_dir` (its `session_latest` link), if any."""
-    latest = temp_dir / SESSION_LATEST
-    if not latest.is_symlink():
-        return None
-    session = latest.resolve()
-    return session if session.is_dir() else None
-
-
-def _prune_sessions(folder: Path, current: str | None) -> None:
-    """Keep in `folder` the logs of session `current` (None: the newest session there) and
-    nothing else; link `session_latest` to it, and close its folders to other users."""
-    sessions = sorted(entry.name for entry in folder.iterdir()
-                      if entry.name.startswith("session_") and entry.name != SESSION_LATEST
-                      and entry.is_dir() and not entry.is_symlink())
-    keep = current if current in sessions else (sessions[-1] if sessions else None)
-    for entry in folder.iterdir():
-        if entry.name != keep:
-            _remove(entry)
-    if keep is not None:
-        for entry in (folder / keep).iterdir():
-            if entry.name != "logs":
-                _remove(entry)
-        (folder / SESSION_LATEST).symlink_to(keep, target_is_directory=True)
-    for root, names, _ in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o700)
-    folder.chmod(0o700)
-
-
-def _remove(path: Path) -> None:
-    """Remove a file, link or folder (a link, not what it points to), if there."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _clear_leftovers(folder: Path) -> Path:
-    """Clear what a killed earlier run of this study left, and return `folder` (the study's
-    Ray folder) with its path resolved.
-
-    A killed driver leaves Ray helper processes running (see `_stop_leftovers`), and, when Ray
-    ran in the system temp folder, that folder: found through `folder`'s `session_latest`
-    link (or `folder` itself, which earlier versions linked there), and removed with the link.
-    """
-    scratch = _linked_scratch(folder) or _linked_scratch(folder / SESSION_LATEST)
-    _stop_leftovers(folder)
-    if scratch is not None:
-        _stop_leftovers(scratch)
-        shutil.rmtree(scratch, ignore_errors=True)
-    if folder.is_symlink():
-        folder.unlink()
-    return folder.resolve()
-
-
-def _linked_scratch(link: Path) -> Path | None:
-    """The folder in the system temp folder that `link` points into, if `_ray_temp_dir`
-    made it (`<temp>/orca-ray-XXXX`, linked as `<temp>/orca-ray-XXXX/ray/session_latest`, or,
-    by earlier versions, as the folder itself)."""
-    if not link.is_symlink():
-        return None
-    target = Path(os.readlink(link))
-    system_temp = Path(tempfile.gettempdir())
-    for scratch in (target, target.parent.parent):
-        shape = target == scratch or target == scratch / "ray" / SESSION_LATEST
-        if (shape and scratch.parent == system_temp and scratch.name.startswith(_SCRATCH_PREFIX)
-                and scratch.is_dir() and not scratch.is_symlink()
-                and not link.absolute().is_relative_to(scratch)):
-            return scratch
-    return None
-
-
-def _stop_leftovers(temp_dir: Path) -> None:
-    """End Ray helpers that a killed earlier run of this study left behind.
-
-    When a driver is SIGKILLed, its raylet exits but a few helper processes (dashboard and
-    runtime-env agents) live on, orphaned. They are recognised exactly: re-parented to init
-    and holding files open under `temp_dir`, a Ray folder of this study's own.
-    """
-    proc = Path("/proc")
-    if not proc.is_dir() or not temp_dir.exists():
-        return
-    root = str(temp_dir.resolve()) + os.sep
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if parent == 1 and any(
-                os.readlink(fd).startswith(root) for fd in (entry / "fd").iterdir()
-            ):
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile, or not ours to inspect

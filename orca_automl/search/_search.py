@@ -34,14 +34,9 @@ from orca_automl.registry import plugin_modules, script_entries
 from orca_automl.search._baselines import BaselineSaving, score_baselines
 from orca_automl.search._budget import Budget, BudgetLedger, format_seconds, parse_budget
 from orca_automl.search._callbacks import Resumed, SearchCallback, SearchStart
+from orca_automl.search._cluster_address import check_cluster_address
 from orca_automl.search._driver_lock import DriverLock, driver_lock
-from orca_automl.search._executor import (
-    ExecutionPlan,
-    Executor,
-    check_cluster_address,
-    check_resources,
-    ray_execution,
-)
+from orca_automl.search._executor import ExecutionPlan, Executor, check_resources, ray_execution
 from orca_automl.search._loop import LoopSettings, SearchLoop, remove_partial
 from orca_automl.search._pruning import PRUNING_MODES, pruners
 from orca_automl.search._records import StudyKey, TrialRecord

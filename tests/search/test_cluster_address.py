@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from orca_automl.cli import search_main
 from orca_automl.errors import OrcaInputError
-from orca_automl.search._executor import _host_and_port, check_cluster_address
+from orca_automl.search._cluster_address import _host_and_port, check_cluster_address
 
 
 @pytest.fixture

@@ -22,13 +22,13 @@ import pytest
 
 from orca_automl.config import OrcaConfig, Stage
 from orca_automl.search import ExecutionPlan, TrialRequest
-from orca_automl.search._executor import (
+from orca_automl.search._executor import ray_execution
+from orca_automl.search._ray_files import (
     SESSION_LATEST,
-    _clear_leftovers,
-    _keep_last_session,
-    _ray_temp_dir,
-    _show_session,
-    ray_execution,
+    clear_leftovers,
+    keep_last_session,
+    ray_temp_dir,
+    show_session,
 )
 from tests.search.fakes import FakeRunner, FakeTask
 
@@ -121,7 +121,7 @@ def test_ray_in_the_study_folder_keeps_the_new_sessions_logs_only(tmp_path: Path
     _ray_session(folder, OLD)
     _ray_session(folder, NEW)
     (folder / "auth_token").write_text("0" * 64)  # anything else goes too
-    _keep_last_session(folder, folder, None)
+    keep_last_session(folder, folder, None)
     _check_kept(folder, NEW)
     assert (folder / NEW / "logs" / "raylet.out").read_text() == NEW
 
@@ -131,14 +131,14 @@ def test_ray_in_the_system_temp_folder_moves_its_logs_to_the_study(
 ) -> None:
     folder = tmp_path / ("long" * 20) / "ray"
     _ray_session(folder, OLD)  # an earlier run's, kept in the study
-    temp_dir, scratch = _ray_temp_dir(folder)
+    temp_dir, scratch = ray_temp_dir(folder)
     assert scratch is not None and scratch.parent == system_temp and temp_dir.parent == scratch
     _ray_session(temp_dir, NEW)
-    _show_session(folder, temp_dir)  # Ray has started
+    show_session(folder, temp_dir)  # Ray has started
     assert _mode(temp_dir) == 0o700
     for live in (SESSION_LATEST, NEW):  # the live logs, from the study
         assert (folder / live / "logs" / "raylet.out").read_text() == NEW
-    _keep_last_session(folder, temp_dir, scratch)
+    keep_last_session(folder, temp_dir, scratch)
     _check_kept(folder, NEW)
     assert (folder / NEW / "logs" / "raylet.out").read_text() == NEW
     assert list(system_temp.iterdir()) == []
@@ -149,8 +149,8 @@ def test_a_run_whose_ray_never_started_keeps_the_last_sessions_logs(
 ) -> None:
     folder = tmp_path / ("long" * 20) / "ray"
     _ray_session(folder, OLD)
-    temp_dir, scratch = _ray_temp_dir(folder)
-    _keep_last_session(folder, temp_dir, scratch)
+    temp_dir, scratch = ray_temp_dir(folder)
+    keep_last_session(folder, temp_dir, scratch)
     _check_kept(folder, OLD)
     assert list(system_temp.iterdir()) == []
 
@@ -160,7 +160,7 @@ def test_logs_that_cannot_be_moved_are_given_up_and_the_temp_folder_still_goes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     folder = tmp_path / ("long" * 20) / "ray"
-    temp_dir, scratch = _ray_temp_dir(folder)
+    temp_dir, scratch = ray_temp_dir(folder)
     _ray_session(temp_dir, NEW)
 
     def full_disk(*args: object) -> None:
@@ -168,7 +168,7 @@ def test_logs_that_cannot_be_moved_are_given_up_and_the_temp_folder_still_goes(
 
     monkeypatch.setattr(shutil, "move", full_disk)
     with caplog.at_level(logging.WARNING):
-        _keep_last_session(folder, temp_dir, scratch)
+        keep_last_session(folder, temp_dir, scratch)
     assert "Ray's logs of this run were not kept" in caplog.text
     assert "No space left on device" in caplog.text
     assert list(system_temp.iterdir()) == []
@@ -178,9 +178,9 @@ def test_a_killed_runs_temp_folder_goes_with_the_next_run(
     tmp_path: Path, system_temp: Path
 ) -> None:
     folder = tmp_path / ("long" * 20) / "ray"
-    temp_dir, scratch = _ray_temp_dir(folder)
+    temp_dir, scratch = ray_temp_dir(folder)
     _ray_session(temp_dir, OLD)  # SIGKILLed: never cleared
-    assert _clear_leftovers(folder) == folder.resolve()
+    assert clear_leftovers(folder) == folder.resolve()
     assert list(system_temp.iterdir()) == []
     assert not (folder / SESSION_LATEST).exists()
 
@@ -193,7 +193,7 @@ def test_the_link_earlier_versions_made_in_place_of_the_folder_goes_with_its_tar
     folder = tmp_path / "study" / "ray"
     folder.parent.mkdir()
     folder.symlink_to(old, target_is_directory=True)
-    assert _clear_leftovers(folder) == folder.resolve()
+    assert clear_leftovers(folder) == folder.resolve()
     assert not folder.exists() and not folder.is_symlink()
     assert list(system_temp.iterdir()) == []
 
@@ -203,5 +203,5 @@ def test_a_study_folder_named_like_a_temp_folder_of_ours_is_never_removed(
 ) -> None:
     folder = system_temp / "orca-ray-my-project" / "ray"  # its session_latest points inside
     _ray_session(folder, OLD)
-    assert _clear_leftovers(folder) == folder
+    assert clear_leftovers(folder) == folder
     assert (folder / SESSION_LATEST / "logs" / "raylet.out").is_file()
