@@ -31,17 +31,8 @@ from typing import Any
 import numpy as np
 
 from orca_automl.baselines._registry import BASELINES, BaselineResult
-from orca_automl.cycle._saved import (
-    AGAIN,
-    BASELINE_FILE,
-    FORMAT_VERSION,
-    SavedPredictor,
-    atomic_folder,
-    fields_of,
-    first_line,
-    require,
-    task_block,
-)
+from orca_automl.cycle._meta import AGAIN, FORMAT_VERSION, fields_of, first_line, require
+from orca_automl.cycle._saved import BASELINE_FILE, SavedPredictor, atomic_folder, task_block
 from orca_automl.errors import OrcaInputError
 from orca_automl.inputs import check_seed, real_array
 from orca_automl.tasks import Normalizer, Split, Task

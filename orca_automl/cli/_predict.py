@@ -84,7 +84,7 @@ def read_inputs(path: Path, saved: SavedPredictor | None = None) -> np.ndarray:
     except OrcaInputError:
         raise
     except (ValueError, OSError, EOFError, ImportError, zipfile.BadZipFile) as exc:
-        from orca_automl.cycle._saved import first_line
+        from orca_automl.cycle._meta import first_line
 
         why = ("it holds pickled Python objects, which are never loaded" if "pickle" in str(exc)
                else f"{type(exc).__name__}: {first_line(exc)}")

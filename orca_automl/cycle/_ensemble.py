@@ -29,15 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from orca_automl.cycle._meta import FORMAT_VERSION, check_task_block, fields_of, read_json
 from orca_automl.cycle._saved import (
     ENSEMBLE_FILE,
-    FORMAT_VERSION,
     SavedPredictor,
     atomic_folder,
-    check_task_block,
-    fields_of,
     load_single,
-    read_json,
     read_meta,
 )
 from orca_automl.errors import OrcaInputError
