@@ -10,7 +10,7 @@ renamed into place: an interrupted save leaves nothing half-written.
 
 A folder is loaded as untrusted data: every file in it must be a regular file (a named pipe
 would block its reader), meta.json is checked field by field before anything is built
-(`check_meta`), model.pt must hold tensors with exactly the names and shapes of the model
+(`_meta.check_meta`), model.pt must hold tensors with exactly the names and shapes of the model
 meta.json describes, and that model must run on one input of the recorded shape. Each
 failure is one `OrcaInputError` line naming the file and the field at fault.
 
