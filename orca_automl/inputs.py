@@ -11,6 +11,7 @@ seeds fit numpy's generators and devices exist on this machine. Each check raise
 from __future__ import annotations
 
 import math
+import os
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,17 @@ def regular_file(path: Path, what: str, fix: str) -> Path:
         raise OrcaInputError(f"{what} {path} is not a regular file (a pipe, socket or device): "
                              f"{fix}")
     return path
+
+
+def unwritable_ancestor(path: Path) -> Path | None:
+    """The nearest existing folder above `path` when it cannot be written into (or is not a
+    folder at all): where making `path` would fail; None when it can be made."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists() and not ancestor.is_symlink():
+        ancestor = ancestor.parent
+    if ancestor.is_dir() and os.access(ancestor, os.W_OK | os.X_OK):
+        return None
+    return ancestor
 
 
 def read_text(path: Path, what: str, fix: str) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from orca_automl.cli._common import OneLineParser, add_plugin_flag, parse_override, run_command
 from orca_automl.config import Stage
 from orca_automl.errors import OrcaInputError
+from orca_automl.inputs import unwritable_ancestor
 
 TRAIN_EXAMPLES = """examples:
   orca-train --task gunpoint
@@ -99,10 +99,8 @@ def _check_output(output: Path) -> None:
     which the new model replaces; never a file or a folder of other files."""
     if output.exists() and not (output / "meta.json").is_file():
         raise OrcaInputError(f"--output {output} exists and is not a model folder: choose another")
-    ancestor = output.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+    ancestor = unwritable_ancestor(output)
+    if ancestor is not None:
         raise OrcaInputError(f"--output {output}: cannot make it ({ancestor} is not a writable "
                              "folder): give a path in a folder you can write")
 

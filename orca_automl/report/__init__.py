@@ -26,6 +26,7 @@ from optuna.storages import RDBStorage
 from sqlalchemy.engine import make_url
 
 from orca_automl.errors import OrcaInputError
+from orca_automl.inputs import unwritable_ancestor
 from orca_automl.report._facts import LeaderRow, StudyFacts, read_study
 from orca_automl.report._figures import FIGURES, FigureSpec, Missing, figure
 from orca_automl.report._page import leaderboard_markdown, markdown, page, summary_lines
@@ -150,10 +151,8 @@ def _check_folder(folder: Path, storage: str, study_name: str) -> Path:
         raise OrcaInputError(f"{where} is or holds the working folder ({cwd}), whose files a "
                              f"report would replace: {_ACCEPTED}, e.g. ./report")
     if not target.exists():
-        ancestor = target.parent
-        while not ancestor.exists() and not ancestor.is_symlink():
-            ancestor = ancestor.parent
-        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        ancestor = unwritable_ancestor(target)
+        if ancestor is not None:
             raise OrcaInputError(f"{where} cannot be made: {ancestor} is not a writable folder")
         return target
     if not target.is_dir():

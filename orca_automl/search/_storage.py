@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from orca_automl.credentials import parse_url, redact_url, remember
 from orca_automl.errors import OrcaInputError
+from orca_automl.inputs import unwritable_ancestor
 from orca_automl.search._records import TrialPlan, TrialRecord, TrialResult, to_attrs
 
 DIRECTIONS = (StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE)
@@ -139,10 +140,8 @@ def _check_sqlite_path(url: str, parsed: URL) -> None:
                 "): give a new file name for the study"
             )
         return
-    ancestor = path.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+    ancestor = unwritable_ancestor(path)
+    if ancestor is not None:
         raise OrcaInputError(
             f"storage URL {redact_url(url)!r}: cannot create {path} ({ancestor} is not a writable "
             "folder)"
