@@ -357,8 +357,16 @@ def test_the_untampered_folder_loads(network: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", list(NETWORK_CASES))
 def test_a_tampered_model_folder_is_refused_in_one_line(case: str, network: Path,
                                                         tmp_path: Path) -> None:
-    tamper, words = NETWORK_CASES[case]
-    folder = shutil.copytree(network, tmp_path / "model")
+    refused_once_tampered(network, *NETWORK_CASES[case], tmp_path)
+
+
+def refused_once_tampered(original: Path, tamper: Tamper, words: str, tmp_path: Path,
+                          loads_first: bool = False) -> None:
+    """A copy of `original` (loaded first, to show it was fine, when `loads_first`) is
+    refused in one line holding `words` once `tamper` changed it."""
+    folder = shutil.copytree(original, tmp_path / original.name)
+    if loads_first:
+        load_model(folder)
     tamper(folder)
     assert_refused(folder, words)
 
@@ -462,11 +470,7 @@ BASELINE_CASES: dict[str, tuple[Tamper, str]] = {
 @pytest.mark.parametrize("case", list(BASELINE_CASES))
 def test_a_tampered_baseline_folder_is_refused_in_one_line(case: str, baseline: Path,
                                                            tmp_path: Path) -> None:
-    tamper, words = BASELINE_CASES[case]
-    folder = shutil.copytree(baseline, tmp_path / "model")
-    load_model(folder)  # loads before the tampering
-    tamper(folder)
-    assert_refused(folder, words)
+    refused_once_tampered(baseline, *BASELINE_CASES[case], tmp_path, loads_first=True)
 
 
 def test_a_refit_that_fails_on_the_saved_data_is_bad_input(
@@ -534,11 +538,7 @@ ENSEMBLE_CASES: dict[str, tuple[Tamper, str]] = {
 @pytest.mark.parametrize("case", list(ENSEMBLE_CASES))
 def test_a_tampered_ensemble_folder_is_refused_in_one_line(case: str, ensemble: Path,
                                                            tmp_path: Path) -> None:
-    tamper, words = ENSEMBLE_CASES[case]
-    folder = shutil.copytree(ensemble, tmp_path / "ens")
-    load_model(folder)  # loads before the tampering
-    tamper(folder)
-    assert_refused(folder, words)
+    refused_once_tampered(ensemble, *ENSEMBLE_CASES[case], tmp_path, loads_first=True)
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:7", "nonsense", "cpu:x"])
